@@ -1,0 +1,12 @@
+"""`vgpu-tui relaunch` — not yet available (see the issue that builds it)."""
+from __future__ import annotations
+
+from probes.errors import ToolError
+
+
+def add_arguments(parser) -> None:
+    pass
+
+
+def run(args, ctx) -> int:
+    raise ToolError("'relaunch' is not yet available")

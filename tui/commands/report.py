@@ -1,0 +1,12 @@
+"""`vgpu-tui report` — not yet available (see the issue that builds it)."""
+from __future__ import annotations
+
+from probes.errors import ToolError
+
+
+def add_arguments(parser) -> None:
+    pass
+
+
+def run(args, ctx) -> int:
+    raise ToolError("'report' is not yet available")
