@@ -1,0 +1,504 @@
+"""Live sources of Ollama's log, behind one async interface.
+
+Each source is an async iterator of text lines (no trailing newline) with a `state`:
+"starting", "running", "ended" or "unavailable", and a one-line `reason` when it is not
+running ("no journald", "permission denied", "no unit ollama", "exited with code 1").
+Memory is bounded however long a source runs: lines are read from a pipe or a file as the
+consumer asks for them (the pipe applies back-pressure), and an over-long line is cut.
+
+* `JournalSource(unit, since)` — `journalctl -u UNIT -f -o short-iso` as an asynchronous
+  subprocess (`--since` after a relaunch; `files=`/`directory=` read saved journals).
+* `FileSource(path)` — a file followed with aiofiles, surviving rotation (rename + a new
+  file) and truncation.
+* `ProcessSource(argv or proc)` — the output of an Ollama this tool started.
+
+`service_log_source(host)` picks the right one for a Host; `recent_service_lines(host)`
+reads the recent lines once, for `vgpu-tui logs` without FILE.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import shutil
+import time
+from typing import AsyncIterator, Deque, List, Optional, Sequence, Tuple, Union
+
+import aiofiles
+
+from probes.errors import ToolError
+
+MAX_LINE = 64 * 1024  # longer lines are cut (a runaway line must not grow memory)
+SANDBOX_LOG = "/var/log/ollama/ollama.log"
+UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+JOURNALD_SOCKET = "/run/systemd/journal"
+
+STARTING, RUNNING, ENDED, UNAVAILABLE = "starting", "running", "ended", "unavailable"
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "replace").rstrip("\r\n")
+
+
+class LogSource:
+    """The common interface: `async for line in source`, `state`, `reason`, `close()`."""
+
+    name = "log"
+
+    def __init__(self) -> None:
+        self.state = STARTING
+        self.reason: Optional[str] = None
+        self.lines_read = 0
+        self._gen: Optional[AsyncIterator[str]] = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        # one iterator per source: a consumer may stop (`break`) and resume where it was
+        if self._gen is None:
+            self._gen = self._lines()
+        return self._gen
+
+    async def _lines(self) -> AsyncIterator[str]:  # pragma: no cover - overridden
+        if False:
+            yield ""
+
+    async def close(self) -> None:
+        if self.state in (STARTING, RUNNING):
+            self.state = ENDED
+
+    def _unavailable(self, reason: str) -> None:
+        self.state = UNAVAILABLE
+        self.reason = reason
+
+    def describe(self) -> str:
+        return self.name + (f" ({self.state}: {self.reason})" if self.reason else f" ({self.state})")
+
+    async def __aenter__(self) -> "LogSource":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+
+class UnavailableSource(LogSource):
+    """A source that cannot run here; it yields nothing and says why."""
+
+    def __init__(self, reason: str, name: str = "log") -> None:
+        super().__init__()
+        self.name = name
+        self._unavailable(reason)
+
+    async def _lines(self) -> AsyncIterator[str]:
+        return
+        yield ""  # pragma: no cover
+
+
+async def _stream_lines(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    """Lines of a stream; an over-long line is cut to MAX_LINE instead of growing the buffer."""
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                yield exc.partial[:MAX_LINE]
+            return
+        except asyncio.LimitOverrunError as exc:
+            chunk = await reader.read(exc.consumed)
+            yield chunk[:MAX_LINE]
+            # drop the rest of that line
+            while True:
+                try:
+                    await reader.readuntil(b"\n")
+                    break
+                except asyncio.LimitOverrunError as e2:
+                    await reader.read(e2.consumed)
+                except asyncio.IncompleteReadError:
+                    return
+            continue
+        yield line
+
+
+class ProcessSource(LogSource):
+    """The merged stdout/stderr of a process: an argv to start, or an asyncio Process."""
+
+    name = "process"
+
+    def __init__(self, proc_or_argv: Union[Sequence[str], "asyncio.subprocess.Process"],
+                 env: Optional[dict] = None, cwd: Optional[str] = None) -> None:
+        super().__init__()
+        self._argv: Optional[List[str]] = None
+        self.proc: Optional[asyncio.subprocess.Process] = None
+        if isinstance(proc_or_argv, (list, tuple)):
+            self._argv = [os.fsdecode(a) for a in proc_or_argv]
+            self.name = f"process {os.path.basename(self._argv[0])}"
+        else:
+            self.proc = proc_or_argv
+            self.name = f"process {getattr(proc_or_argv, 'pid', '?')}"
+        self._env = env
+        self._cwd = cwd
+        self.returncode: Optional[int] = None
+
+    async def start(self) -> None:
+        if self.proc is not None or self._argv is None:
+            return
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self._argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, env=self._env, cwd=self._cwd, limit=MAX_LINE)
+        except FileNotFoundError:
+            self._unavailable(f"{self._argv[0]}: command not found")
+        except PermissionError:
+            self._unavailable(f"{self._argv[0]}: permission denied")
+        except OSError as exc:
+            self._unavailable(f"{self._argv[0]}: {exc.strerror or exc}")
+
+    async def _lines(self) -> AsyncIterator[str]:
+        await self.start()
+        proc = self.proc
+        if proc is None:
+            return
+        self.state = RUNNING
+        streams = [s for s in (proc.stdout, proc.stderr) if s is not None]
+        if len(streams) == 1:
+            async for raw in _stream_lines(streams[0]):
+                self.lines_read += 1
+                yield _decode(raw)
+        elif streams:
+            async for raw in _merge(streams):
+                self.lines_read += 1
+                yield _decode(raw)
+        self.returncode = await proc.wait()
+        self._ended()
+
+    def _ended(self) -> None:
+        if self.state != UNAVAILABLE:
+            self.state = ENDED
+            if self.returncode:
+                self.reason = f"exited with code {self.returncode}" if self.returncode > 0 else \
+                    f"killed by signal {-self.returncode}"
+
+    async def close(self) -> None:
+        proc = self.proc
+        if proc is not None and proc.returncode is None and self._argv is not None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 3)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+        if proc is not None:
+            self.returncode = proc.returncode
+        await super().close()
+
+
+async def _merge(streams: Sequence[asyncio.StreamReader]) -> AsyncIterator[bytes]:
+    """Lines of several streams as they come, through a small bounded queue."""
+    queue: "asyncio.Queue[Optional[bytes]]" = asyncio.Queue(maxsize=256)
+
+    async def pump(reader: asyncio.StreamReader) -> None:
+        try:
+            async for line in _stream_lines(reader):
+                await queue.put(line)
+        finally:
+            await queue.put(None)
+
+    tasks = [asyncio.ensure_future(pump(s)) for s in streams]
+    open_streams = len(tasks)
+    try:
+        while open_streams:
+            item = await queue.get()
+            if item is None:
+                open_streams -= 1
+            else:
+                yield item
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+class JournalSource(ProcessSource):
+    """`journalctl -u UNIT [-f] -o short-iso`, asynchronously; `since` for a relaunch."""
+
+    # journalctl's own messages that are not log lines
+    _MARKERS = ("-- No entries --", "-- Logs begin", "-- Journal begins", "-- Boot ", "-- Reboot --")
+
+    def __init__(self, unit: str = "ollama", since: Optional[str] = None, follow: bool = True,
+                 lines: Optional[int] = None, output: str = "short-iso",
+                 files: Sequence[str] = (), directory: Optional[str] = None,
+                 journalctl: str = "journalctl") -> None:
+        self.unit = unit
+        exe = journalctl if "/" in journalctl else (shutil.which(journalctl) or journalctl)
+        argv = [exe, "--no-pager", "-u", unit, "-o", output]
+        if follow:
+            argv.append("-f")
+        if since:
+            argv += ["--since", since]
+        if lines is not None:
+            argv += ["-n", str(lines)]
+        elif not since:
+            argv += ["-n", "all"] if not follow else ["-n", "200"]
+        for f in files:
+            argv += ["--file", f]
+        if directory:
+            argv += ["--directory", directory]
+        super().__init__(argv)
+        self.name = f"journal {unit}"
+        self._local = not files and not directory
+
+    async def start(self) -> None:
+        if self.proc is not None:
+            return
+        exe = self._argv[0] if self._argv else "journalctl"
+        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+            self._unavailable("no journald (journalctl not found)")
+            return
+        if self._local and not _journald_running():
+            self._unavailable("no journald (systemd-journald is not running)")
+            return
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self._argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, limit=MAX_LINE)
+        except OSError as exc:
+            self._unavailable(f"journalctl: {exc.strerror or exc}")
+
+    async def _lines(self) -> AsyncIterator[str]:
+        await self.start()
+        proc = self.proc
+        if proc is None:
+            return
+        self.state = RUNNING
+        err_task = asyncio.ensure_future(proc.stderr.read(8192)) if proc.stderr else None
+        async for raw in _stream_lines(proc.stdout):
+            line = _decode(raw)
+            if line.startswith(self._MARKERS):
+                continue
+            self.lines_read += 1
+            yield line
+        self.returncode = await proc.wait()
+        err = _decode(await err_task) if err_task is not None else ""
+        problem = _journal_problem(err)
+        if problem:
+            self._unavailable(problem)
+        elif self.returncode:
+            self._unavailable(err.splitlines()[0] if err.strip() else f"journalctl exited with code {self.returncode}")
+        else:
+            self._ended()
+
+
+def _journal_problem(stderr: str) -> Optional[str]:
+    low = stderr.lower()
+    if "insufficient permissions" in low or "permission denied" in low or "not seeing messages" in low:
+        return "permission denied (add the user to the systemd-journal or adm group, or use sudo)"
+    if "no journal files were found" in low:
+        return "no journald (no journal files)"
+    return None
+
+
+class FileSource(LogSource):
+    """A log file followed like `tail -F`: survives rotation (rename + new file) and truncation."""
+
+    name = "file"
+
+    def __init__(self, path: str, from_start: bool = True, follow: bool = True, poll: float = 0.05,
+                 chunk: int = 256 * 1024) -> None:
+        super().__init__()
+        self.path = path
+        self.name = f"file {path}"
+        self.from_start = from_start
+        self.follow = follow
+        self.poll = poll
+        self.chunk = chunk
+        self.rotations = 0
+        self.truncations = 0
+        self._closed = False
+
+    async def close(self) -> None:
+        self._closed = True
+        await super().close()
+
+    async def _open(self):
+        try:
+            fh = await aiofiles.open(self.path, "rb")
+        except FileNotFoundError:
+            self._unavailable(f"{self.path}: no such file")
+            return None, None
+        except PermissionError:
+            self._unavailable(f"{self.path}: permission denied")
+            return None, None
+        except IsADirectoryError:
+            self._unavailable(f"{self.path}: is a folder")
+            return None, None
+        st = os.fstat(fh.fileno())
+        self.state = RUNNING
+        self.reason = None
+        return fh, st
+
+    async def _lines(self) -> AsyncIterator[str]:
+        fh, st = await self._open()
+        while fh is None:
+            if not self.follow or self._closed:
+                return
+            await asyncio.sleep(self.poll)
+            fh, st = await self._open()
+        if not self.from_start:
+            await fh.seek(0, os.SEEK_END)
+        partial = b""
+        mark = b""  # the last bytes read: a rewrite after a truncation changes them
+        idle = False
+        try:
+            while not self._closed:
+                if idle:
+                    change = await self._changed(fh, st, mark)
+                    if change == "rotated":
+                        # renamed away and replaced: drain the old file, then read the new one
+                        while True:
+                            data = await fh.read(self.chunk)
+                            if not data:
+                                break
+                            partial += data
+                        for raw in partial.split(b"\n"):
+                            if raw:
+                                self.lines_read += 1
+                                yield _decode(raw[:MAX_LINE])
+                        partial, mark = b"", b""
+                        await fh.close()
+                        fh, st = await self._open()
+                        if fh is None:
+                            fh, st = await self._wait_reopen()
+                            if fh is None:
+                                return
+                        self.rotations += 1
+                    elif change == "truncated":
+                        self.truncations += 1
+                        partial, mark = b"", b""
+                        await fh.seek(0)
+                data = await fh.read(self.chunk)
+                if data:
+                    # a short read reached the end: check for rotation before the next read,
+                    # since the consumer may pause for any time between two lines
+                    idle = len(data) < self.chunk
+                    mark = (mark + data)[-32:]
+                    partial += data
+                    *complete, partial = partial.split(b"\n")
+                    for raw in complete:
+                        self.lines_read += 1
+                        yield _decode(raw[:MAX_LINE])
+                    if len(partial) > MAX_LINE:  # a runaway line: cut it
+                        self.lines_read += 1
+                        yield _decode(partial[:MAX_LINE])
+                        partial = b""
+                    continue
+                if not self.follow:
+                    break
+                await asyncio.sleep(self.poll)
+                idle = True
+            if partial:
+                yield _decode(partial[:MAX_LINE])
+        finally:
+            if fh is not None:
+                await fh.close()
+            if self.state == RUNNING:
+                self.state = ENDED
+
+    async def _changed(self, fh, st, mark: bytes) -> Optional[str]:
+        """"rotated" (a new file at the path), "truncated" (emptied, maybe rewritten) or None."""
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            return None  # renamed away, no new file yet: keep reading the old one
+        if (now.st_ino, now.st_dev) != (st.st_ino, st.st_dev):
+            return "rotated"
+        pos = await fh.tell()
+        if now.st_size < pos:
+            return "truncated"
+        if mark and pos >= len(mark):
+            try:
+                if os.pread(fh.fileno(), len(mark), pos - len(mark)) != mark:
+                    return "truncated"
+            except OSError:
+                return None
+        return None
+
+    async def _wait_reopen(self):
+        while not self._closed:
+            await asyncio.sleep(self.poll)
+            fh, st = await self._open()
+            if fh is not None:
+                return fh, st
+        return None, None
+
+
+# -- choosing a source for a host --------------------------------------------------------------
+def unit_exists(host, unit: str = "ollama") -> bool:
+    name = unit if unit.endswith(".service") else unit + ".service"
+    return any(host.exists(f"{d}/{name}") for d in UNIT_DIRS)
+
+
+def journald_available(host) -> Optional[str]:
+    """None when journald can be read on this live host, else why not."""
+    if host.which("journalctl") is None and shutil.which("journalctl") is None:
+        return "no journald (journalctl not found)"
+    if not _journald_running():
+        return "no journald (systemd-journald is not running)"
+    return None
+
+
+def _journald_running() -> bool:
+    """journald's socket exists, or journal files were left to read (a stopped journald)."""
+    if os.path.exists(JOURNALD_SOCKET):
+        return True
+    for d in ("/var/log/journal", "/run/log/journal"):
+        try:
+            for sub in os.listdir(d):
+                p = os.path.join(d, sub)
+                if sub.endswith(".journal") or (os.path.isdir(p) and os.listdir(p)):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def service_log_source(host, unit: str = "ollama", since: Optional[str] = None, follow: bool = True) -> LogSource:
+    """The live log of the Ollama service on `host`: the sandbox's file, the journal, or why not."""
+    if host.is_sandbox:
+        return FileSource(host.path(SANDBOX_LOG), follow=follow)
+    if not host.live:
+        if host.isfile(SANDBOX_LOG):
+            return FileSource(host.path(SANDBOX_LOG), follow=follow)
+        return UnavailableSource(f"--root {host.root} is not this machine and has no {SANDBOX_LOG}", "journal")
+    problem = journald_available(host)
+    if problem:
+        return UnavailableSource(problem, f"journal {unit}")
+    if not unit_exists(host, unit):
+        return UnavailableSource(f"no unit {unit}", f"journal {unit}")
+    return JournalSource(unit, since=since, follow=follow)
+
+
+def journal_since_now() -> str:
+    """A `--since` value for "from now on" (used before a relaunch)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def recent_service_lines(host, limit: int = 5000, unit: str = "ollama") -> Tuple[str, List[str]]:
+    """(source name, the last `limit` lines) of the service log, read once; ToolError if none."""
+    if host.is_sandbox or (not host.live and host.isfile(SANDBOX_LOG)):
+        text = host.read_text(SANDBOX_LOG)
+        if text is None:
+            raise ToolError(f"{host.path(SANDBOX_LOG)}: no service log yet (start Ollama first)")
+        tail: Deque[str] = collections.deque(text.splitlines(), maxlen=limit)
+        return host.path(SANDBOX_LOG), list(tail)
+    if not host.live:
+        raise ToolError(f"no service log under --root {host.root}; give a FILE")
+    problem = journald_available(host)
+    if problem:
+        raise ToolError(f"cannot read the service log: {problem}; give a FILE")
+    if not unit_exists(host, unit):
+        raise ToolError(f"cannot read the service log: no unit {unit}; give a FILE")
+    res = host.run(["journalctl", "-u", unit, "--no-pager", "-o", "short-iso", "-n", str(limit)], timeout=30)
+    if res.error:
+        raise ToolError(f"journalctl: {res.error}")
+    problem = _journal_problem(res.stderr)
+    if problem and not res.stdout.strip():
+        raise ToolError(f"cannot read the service log: {problem}")
+    lines = [ln for ln in res.stdout.splitlines() if not ln.startswith(JournalSource._MARKERS)]
+    return f"journalctl -u {unit}", lines

@@ -1,0 +1,14 @@
+/* Generated from probes/sandbox/stubgpu.py by scripts/build_demo_libs.sh. */
+#define STUB_NAME "VGPU-STUB"
+#define STUB_UUID "GPU-56475055-5354-5542-0000-000000000001"
+#define STUB_PCI_BUS_ID "0000:00:06.0"
+#define STUB_PCI_DOMAIN 0x0
+#define STUB_PCI_BUS 0x0
+#define STUB_PCI_DEVICE 0x6
+#define STUB_PCI_DEVICE_ID 0x2fff10deu
+#define STUB_CC_MAJOR 9
+#define STUB_CC_MINOR 0
+#define STUB_TOTAL_MEM 85899345920ULL
+#define STUB_FREE_MEM 85362475008ULL
+#define STUB_DRIVER_VERSION "580.159.04"
+#define STUB_CUDA_DRIVER_API 13000

@@ -1,0 +1,800 @@
+"""What the detected Ollama does with its library tree: the scanner model.
+
+For the version's era (ollama-discovery.md §2, §3; era C = v0.12.4–v0.24 exact):
+
+1. which folders discovery probes: the glob `LibOllamaPath/*/*ggml-*` (one level; a
+   symlinked folder counts, a dangling one does not; file names only, so a dangling
+   `libggml-cuda.so` still counts), the `""` fallback (LibOllamaPath alone), and the filters
+   (`OLLAMA_LLM_LIBRARY` = folder name, JetPack, Vulkan);
+2. each probe runner's environment: `LD_LIBRARY_PATH` = its dirs + the inherited value;
+   `OLLAMA_LIBRARY_PATH` = its dirs, replacing the server's own;
+3. in each runner, ggml's loader over each `OLLAMA_LIBRARY_PATH` entry (entries must contain
+   `lib/ollama` or be the executable's folder): for every backend name, the variants
+   `libggml-NAME-*.so` that are regular files (each dlopened to be scored), else the base
+   name `libggml-NAME.so` if it exists (links followed: a dangling link is never opened);
+4. whether each dlopen(RTLD_NOW) succeeds: the file is a loadable ELF of the runner's kind,
+   every DT_NEEDED resolves in the runner's environment (probes.loader), every undefined
+   driver symbol (cu*) is exported by the libcuda.so.1 it gets (or a preload), and it has
+   `ggml_backend_init`.
+
+Every folder of the tree gets a BackendVerdict whose `reason` is the one line `tree` shows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import posixpath
+import re
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from probes import eras
+from probes.elf import ElfInfo, read_elf
+from probes.facts import Finding, Fix
+from probes.host import Host
+
+# Libraries every `ollama runner` process already has mapped (a cgo C++ binary): a backend
+# needing them is satisfied whatever the root holds.
+RUNNER_LOADED = ("linux-vdso.so.1", "ld-linux-x86-64.so.2", "libc.so.6", "libm.so.6",
+                 "libstdc++.so.6", "libgcc_s.so.1", "libpthread.so.0", "libdl.so.2", "librt.so.1",
+                 "libresolv.so.2")
+DRIVER_SYMBOL = re.compile(r"^cu[A-Z]")
+GPU_BACKENDS = ("cuda", "hip", "vulkan", "sycl", "musa", "cann", "opencl", "metal")
+# ggml_backend_score bits of the x86 CPU variants (ggml-cpu/arch/x86/cpu-feats.cpp).
+CPU_SCORE_BITS = {"FMA": 1, "F16C": 2, "SSE42": 4, "BMI2": 8, "AVX": 16, "AVX2": 32, "AVX_VNNI": 64,
+                  "AVX512": 128, "AVX512_VBMI": 256, "AVX512_BF16": 512, "AVX512_VNNI": 1024,
+                  "AMX_INT8": 2048}
+TRUE_VALUES = ("1", "t", "T", "TRUE", "true", "True")
+FALSE_VALUES = ("0", "f", "F", "FALSE", "false", "False")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadVerdict:
+    """Would dlopen(path, RTLD_NOW|RTLD_LOCAL) in that runner succeed, and why not."""
+
+    path: str
+    ok: bool
+    error: Optional[str]  # dlerror()-like text, the first failure glibc would meet
+    missing_needed: Tuple[str, ...] = ()
+    missing_symbols: Tuple[str, ...] = ()
+    libcuda: Optional[str] = None  # the libcuda.so.1 this load binds to
+    needed: Tuple[Tuple[str, Optional[str], Optional[str]], ...] = ()  # (name, found, via)
+    skipped: Tuple[str, ...] = ()  # candidates the loader passed over (wrong class, ...)
+    hint: Optional[str] = None  # what else the system has under that name
+
+
+@dataclasses.dataclass(frozen=True)
+class FileConsidered:
+    """A libggml-* file ggml's loader looks at in one folder for one backend name."""
+
+    path: str
+    backend: str
+    role: str  # "variant" (libggml-NAME-*.so, scored) or "base-name" (libggml-NAME.so)
+    opened: bool  # ggml would dlopen it
+    note: str
+    load: Optional[LoadVerdict] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """One runner discovery starts (era C/D), or the model runner (era B)."""
+
+    dirs: Tuple[str, ...]  # OLLAMA_LIBRARY_PATH as the server sets it
+    env: Mapping[str, str]  # LD_LIBRARY_PATH, OLLAMA_LIBRARY_PATH (+ GGML_BACKEND_PATH in era D)
+    searched: Tuple[str, ...]  # the folders the runner's ggml scans
+    skipped: Tuple[Tuple[str, str], ...]  # (entry, why the runner ignores it)
+    files: Tuple[FileConsidered, ...]
+    loaded: Tuple[Tuple[str, str], ...]  # (backend, path) predicted to load
+    kind: str = "discovery"
+
+    @property
+    def gpu_loads(self) -> Tuple[Tuple[str, str], ...]:
+        return tuple(x for x in self.loaded if x[0] in GPU_BACKENDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendVerdict:
+    dir: str
+    name: str
+    probed: bool
+    would_load: bool
+    reason: str
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    files: Tuple[FileConsidered, ...] = ()
+    dlopen: Optional[LoadVerdict] = None
+    path: Optional[str] = None  # the libggml-cuda.so of this folder, when there is one
+
+    def __post_init__(self) -> None:
+        if self.path is None:
+            p = self.dlopen.path if self.dlopen is not None else next(
+                (f.path for f in self.files if f.backend == "cuda" and f.role != "variant"), None)
+            object.__setattr__(self, "path", p)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanReport:
+    version: Optional[str]
+    era: str
+    lib_dir: Optional[str]
+    glob: str
+    glob_matches: Tuple[str, ...]
+    lib_dirs: Tuple[str, ...]  # discovery's libDirs ("" = LibOllamaPath alone)
+    runner_started: bool
+    probes: Tuple[Probe, ...]
+    backends: Tuple[BackendVerdict, ...]
+    gpu_backend_loads: int  # initial_count for one GPU that initialises
+    predicted_library: str  # "cuda", "vulkan", ... or "cpu"
+    notes: Tuple[str, ...] = ()
+    findings: Tuple[Finding, ...] = ()
+    # Second pass (era C/D): one validation runner per GPU backend load (per device), same
+    # OLLAMA_LIBRARY_PATH plus GGML_CUDA_INIT=1 and CUDA_VISIBLE_DEVICES=<that device>.
+    validation_runs: Tuple[Tuple[str, ...], ...] = ()
+
+    def backend(self, name: str) -> Optional[BackendVerdict]:
+        for b in self.backends:
+            if b.name == name or b.dir == name:
+                return b
+        return None
+
+
+# -- helpers ----------------------------------------------------------------------------
+def _env_var(env: Mapping[str, str], name: str) -> str:
+    """envconfig.Var: trimmed of spaces, then of quotes."""
+    return (env.get(name) or "").strip().strip("\"'")
+
+
+def _env_bool(env: Mapping[str, str], name: str) -> bool:
+    """envconfig.Bool: unset -> false; unparsable -> true."""
+    v = _env_var(env, name)
+    if not v:
+        return False
+    if v in FALSE_VALUES:
+        return False
+    return True
+
+
+def _join(*parts: str) -> str:
+    return posixpath.normpath(posixpath.join(*parts))
+
+
+def glob_libdirs(host: Host, lib_dir: str) -> Tuple[List[str], List[str]]:
+    """(matches, libDirs) of Go's filepath.Glob(LibOllamaPath/*/*ggml-*)."""
+    matches: List[str] = []
+    if not lib_dir or not host.isdir(lib_dir):
+        return [], []
+    for sub in host.listdir(lib_dir):  # sorted, like Go's glob
+        d = f"{lib_dir.rstrip('/')}/{sub}"
+        if not host.isdir(d):  # os.Stat: follows links, so dangling / files are skipped
+            continue
+        for name in host.listdir(d):
+            if fnmatch.fnmatchcase(name, "*ggml-*"):
+                matches.append(f"{d}/{name}")
+    dirs: List[str] = []
+    for m in matches:
+        p = posixpath.dirname(m)
+        if p not in dirs:
+            dirs.append(p)
+    return matches, dirs
+
+
+def _user_ids(host: Host, user: Optional[str]):
+    """(uid, gids, name) of the service user from the root's /etc/passwd and /etc/group."""
+    if not user:
+        return None
+    uid = gid = None
+    for line in (host.read_text("/etc/passwd") or "").splitlines():
+        f = line.split(":")
+        if len(f) >= 4 and f[0] == user and f[2].isdigit():
+            uid, gid = int(f[2]), int(f[3]) if f[3].isdigit() else None
+    if uid is None:
+        return None
+    gids = {gid} if gid is not None else set()
+    for line in (host.read_text("/etc/group") or "").splitlines():
+        f = line.split(":")
+        if len(f) >= 4 and f[2].isdigit() and user in f[3].split(","):
+            gids.add(int(f[2]))
+    return uid, gids, user
+
+
+def _runner_kind(host: Host, install) -> Tuple[int, int]:
+    if getattr(install, "real_binary", None):
+        info = read_elf(host, install.real_binary, symbols=False)
+        if info.is_elf and info.machine_code is not None and info.elf_class:
+            return info.machine_code, info.elf_class
+    return 62, 64
+
+
+def _loaded_in_runner(host: Host, install) -> Tuple[str, ...]:
+    names = set(RUNNER_LOADED)
+    if getattr(install, "real_binary", None):
+        info = read_elf(host, install.real_binary, symbols=False)
+        names.update(info.needed)
+    return tuple(sorted(names))
+
+
+def _split_list(value: Optional[str]) -> List[str]:
+    """Go's filepath.SplitList: "" (or unset) gives no entry; empty entries are kept."""
+    return value.split(":") if value else []
+
+
+def _lexists(host: Host, path: str) -> bool:
+    """lstat inside the root with the folder part resolved (a link itself counts)."""
+    parent = host.resolve(posixpath.dirname(path))
+    return parent.ok and host.lstat(f"{parent.final.rstrip('/')}/{posixpath.basename(path)}") is not None
+
+
+def _bfs(node):
+    queue = [node]
+    while queue:
+        n = queue.pop(0)
+        yield n
+        queue.extend(n.children)
+
+
+class _Loader:
+    """dlopen verdicts for one host, cached per (path, LD_LIBRARY_PATH)."""
+
+    def __init__(self, host: Host, install, server_env: Mapping[str, str]):
+        self.host = host
+        self.kind = _runner_kind(host, install)
+        self.runner_loaded = set(_loaded_in_runner(host, install))
+        self.server_env = server_env
+        self._cache: Dict[Tuple[str, str], LoadVerdict] = {}
+        self.ids = _user_ids(host, getattr(install, "user", None))
+        try:
+            from probes.cpu import GGML_CPU_VARIANTS, collect
+            feats = collect(host).features
+            self.cpu_features = set(feats) if feats else None
+            self.cpu_variants = dict(GGML_CPU_VARIANTS)
+        except Exception:  # the CPU facts are a refinement, never a reason to fail
+            self.cpu_features, self.cpu_variants = None, {}
+
+    def cpu_score(self, fname: str) -> int:
+        """ggml_backend_score of libggml-cpu-VARIANT.so on this CPU (1 when unknown)."""
+        variant = fname[len("libggml-cpu-"):-3]
+        needs = self.cpu_variants.get(variant)
+        if self.cpu_features is None or needs is None:
+            return 1
+        if not all(n in self.cpu_features for n in needs):
+            return 0
+        return 1 + sum(CPU_SCORE_BITS.get(n, 0) for n in needs)
+
+    def verdict(self, path: str, env: Mapping[str, str]) -> LoadVerdict:
+        key = (path, env.get("LD_LIBRARY_PATH", ""))
+        if key not in self._cache:
+            self._cache[key] = self._verdict(path, env)
+        return self._cache[key]
+
+    def _unreadable(self, path: str) -> Optional[str]:
+        """Why the service user cannot read the file (None when it can or the user is unknown)."""
+        if self.ids is None:
+            return None
+        uid, gids, user = self.ids
+        if uid == 0:
+            return None
+        st = self.host.stat(path)
+        if st is None:
+            return None
+        mode = st.st_mode
+        if st.st_uid == uid:
+            ok = mode & 0o400
+        elif st.st_gid in gids:
+            ok = mode & 0o040
+        else:
+            ok = mode & 0o004
+        return None if ok else f"mode {mode & 0o777:04o}, not readable by user {user}"
+
+    def _hint(self, name: str) -> Optional[str]:
+        """What the cache holds near `name`: another SONAME, or the same one for another kind."""
+        from probes.ldcache import ACCEPTED_FLAGS, read_ld_cache
+
+        cache = read_ld_cache(self.host)
+        stem = name.split(".so")[0] + ".so"
+        accepted = ACCEPTED_FLAGS.get(self.kind, ())
+        for e in cache.entries:
+            if e.soname == name and e.flags not in accepted:
+                return (f"ld.so.cache has {name} => {e.path}, but for another kind of binary "
+                        f"({e.kind}{',' + e.arch if e.arch else ''}): wrong ELF class or machine")
+        for e in cache.entries:
+            if e.soname != name and (e.soname.startswith(stem) or posixpath.basename(e.path) == name):
+                return f"ld.so.cache has {e.path} under the SONAME {e.soname}, not {name}"
+        return None
+
+    def _verdict(self, path: str, env: Mapping[str, str]) -> LoadVerdict:
+        from probes.loader import resolve_tree
+
+        host = self.host
+        info = read_elf(host, path)
+        if not info.is_elf:
+            err = info.error or "not an ELF file"
+            if "no such file" not in err:
+                err = "invalid ELF header" if "ELF" in err or "magic" in err.lower() else err
+            return LoadVerdict(path, False, f"{path}: {err}")
+        if info.error:
+            return LoadVerdict(path, False, f"{path}: {info.error}")
+        if (info.machine_code, info.elf_class) != self.kind:
+            what = f"ELFCLASS{info.elf_class}" if info.elf_class != self.kind[1] else f"machine {info.machine}"
+            return LoadVerdict(path, False, f"{path}: wrong ELF class: {what}")
+        if info.type != "DYN":
+            return LoadVerdict(path, False, f"{path}: cannot dynamically load executable")
+        denied = self._unreadable(path)
+        if denied:
+            return LoadVerdict(path, False, f"{path}: cannot open shared object file: Permission denied "
+                                            f"({denied})")
+        tree = resolve_tree(host, path, env)
+        needed: List[Tuple[str, Optional[str], Optional[str]]] = []
+        missing: List[str] = []
+        first_error: Optional[str] = None
+        skipped: Tuple[str, ...] = ()
+        objects: List[str] = []
+        libcuda: Optional[str] = None
+        for node in _bfs(tree):
+            if node is tree:
+                continue
+            if node.preload:
+                if node.found:
+                    objects.append(node.path)
+                    if (node.soname or node.name).startswith("libcuda.so"):
+                        libcuda = node.path
+                continue
+            satisfied = node.found or node.already_loaded or node.name in self.runner_loaded
+            if node in tree.children:
+                needed.append((node.name, node.path if node.found else None,
+                               node.via if node.found else ("runner" if satisfied else None)))
+            if node.found and not node.already_loaded:
+                objects.append(node.path)
+                if node.name == "libcuda.so.1" or node.soname == "libcuda.so.1":
+                    libcuda = libcuda or node.path
+            if not satisfied:
+                missing.append(node.name)
+                if first_error is None:
+                    first_error = node.error or f"{node.name}: cannot open shared object file: No such file or directory"
+                    skipped = tuple(node.skipped)
+        if first_error is None:
+            for n in _bfs(tree):
+                if n is not tree and n.found and not n.already_loaded and not n.preload:
+                    denied = self._unreadable(n.path)
+                    if denied:
+                        first_error = f"{n.name}: cannot open shared object file: Permission denied ({denied})"
+                        missing.append(n.name)
+                        skipped = ()
+                        break
+        if first_error:
+            return LoadVerdict(path, False, first_error, tuple(missing), (), libcuda, tuple(needed),
+                               skipped, self._hint(missing[0]))
+        # Undefined driver symbols must be defined by an object in scope (RTLD_NOW binds all).
+        exported: set = set()
+        for obj in objects:
+            e = read_elf(host, obj)
+            exported.update(s.name for s in e.exports if s.default_version or s.version is None)
+        want = [s.name for s in info.imports if DRIVER_SYMBOL.match(s.name) and s.bind != "WEAK"]
+        lacking = tuple(sorted(set(n for n in want if n not in exported)))
+        if lacking:
+            return LoadVerdict(path, False, f"{path}: undefined symbol: {lacking[0]}", (), lacking,
+                               libcuda, tuple(needed))
+        names = {s.name for s in info.exports}
+        if "ggml_backend_init" not in names:
+            return LoadVerdict(path, False, f"{path}: no ggml_backend_init (not a ggml backend)", (), (),
+                               libcuda, tuple(needed))
+        return LoadVerdict(path, True, None, (), (), libcuda, tuple(needed))
+
+
+def _scan_folder(host: Host, loader: _Loader, folder: str, env: Mapping[str, str],
+                 names: Sequence[str]) -> Tuple[List[FileConsidered], List[Tuple[str, str]]]:
+    """ggml_backend_load_best(name, silent, folder) for every name: files and loads."""
+    files: List[FileConsidered] = []
+    loaded: List[Tuple[str, str]] = []
+    if not host.isdir(folder):
+        return files, loaded
+    entries = host.listdir(folder)
+    for name in names:
+        prefix = f"libggml-{name}-"
+        best, best_score = None, 0
+        for fname in entries:
+            p = f"{folder}/{fname}"
+            if not (fname.startswith(prefix) and posixpath.splitext(fname)[1] == ".so"):
+                continue
+            if not host.isfile(p):
+                files.append(FileConsidered(p, name, "variant", False,
+                                            "not a regular file after following links: skipped"))
+                continue
+            v = loader.verdict(p, env)
+            e = read_elf(host, p) if v.ok else None
+            has_score = bool(e and any(s.name == "ggml_backend_score" for s in e.exports))
+            note = ("loads; scored" if has_score else "loads but has no ggml_backend_score: skipped") \
+                if v.ok else f"dlopen fails: {v.error}"
+            score = loader.cpu_score(fname) if (name == "cpu" and v.ok and has_score) else int(v.ok and has_score)
+            if name == "cpu" and v.ok and has_score:
+                note = f"loads; score {score}" + (" (this CPU lacks a feature it needs)" if not score else "")
+            files.append(FileConsidered(p, name, "variant", True, note, v))
+            if score > best_score:
+                best, best_score = p, score  # the highest score wins, ties keep the first
+        if best is not None:
+            loaded.append((name, best))
+            continue
+        base = f"{folder}/libggml-{name}.so"
+        if not _lexists(host, base):
+            if name in GPU_BACKENDS:
+                near = [f for f in entries if f.startswith(f"libggml-{name}") and f not in
+                        [posixpath.basename(x.path) for x in files]]
+                for f in near:
+                    files.append(FileConsidered(f"{folder}/{f}", name, "ignored", False,
+                                                f"ggml only loads the exact name libggml-{name}.so"))
+            continue
+        if not host.exists(base):
+            r = host.resolve(base)
+            files.append(FileConsidered(base, name, "base-name", False,
+                                        f"dangling symlink (→ {r.final}): ggml's existence check fails, never opened"))
+            continue
+        v = loader.verdict(base, env)
+        files.append(FileConsidered(base, name, "base-name", True,
+                                    "loads" if v.ok else f"dlopen fails: {v.error}", v))
+        if v.ok:
+            loaded.append((name, base))
+    return files, loaded
+
+
+def _run_probe(host: Host, loader: _Loader, install, dirs: Sequence[str], server_env: Mapping[str, str],
+               version: Optional[str], kind: str = "discovery", ld_dirs: Optional[Sequence[str]] = None,
+               ld_tail: Sequence[str] = ()) -> Probe:
+    """A runner started with OLLAMA_LIBRARY_PATH=dirs (era B/C semantics)."""
+    env = dict(server_env)
+    inherited = _split_list(server_env.get("LD_LIBRARY_PATH"))
+    ld = list(ld_dirs if ld_dirs is not None else dirs) + inherited + list(ld_tail)
+    env["LD_LIBRARY_PATH"] = ":".join(ld)
+    env["OLLAMA_LIBRARY_PATH"] = ":".join(dirs)
+    exe_dir = install.exe_dir or ""
+    search_env = eras.rule("runner_search_env", version, "OLLAMA_LIBRARY_PATH")
+    entries = [p for p in env.get(search_env, "").split(":")]
+    searched: List[str] = []
+    skipped: List[Tuple[str, str]] = []
+    filter_on = eras.rule("runner_skips_non_lib_ollama", version, False)
+    for p in entries:
+        if not p:
+            continue
+        a = posixpath.normpath(p)  # filepath.Abs: no symlink resolution
+        if filter_on and a != exe_dir and "lib/ollama" not in a:
+            skipped.append((p, "skipping path which is not part of ollama"))
+            continue
+        if a not in searched:
+            searched.append(a)
+    names = eras.rule("ggml_backend_names", version) or ("cuda", "cpu")
+    files: List[FileConsidered] = []
+    loaded: List[Tuple[str, str]] = []
+    for folder in searched:
+        f, l = _scan_folder(host, loader, folder, env, names)
+        files += f
+        loaded += l
+    shown = {"LD_LIBRARY_PATH": env["LD_LIBRARY_PATH"], "OLLAMA_LIBRARY_PATH": env["OLLAMA_LIBRARY_PATH"]}
+    return Probe(tuple(dirs), shown, tuple(searched), tuple(skipped), tuple(files), tuple(loaded), kind)
+
+
+# -- era D: llama-server -------------------------------------------------------------------
+def _run_probe_d(host: Host, loader: _Loader, lib_dir: str, dir_: str, server_env: Mapping[str, str]) -> Probe:
+    env = dict(server_env)
+    server_bin = f"{lib_dir}/llama-server"
+    inherited = _split_list(server_env.get("LD_LIBRARY_PATH"))
+    ld = [lib_dir] + ([dir_] if dir_ and dir_ != lib_dir else []) + inherited
+    env["LD_LIBRARY_PATH"] = ":".join(ld)
+    backend_path = None
+    if dir_ and dir_ != lib_dir:
+        for f in host.listdir(dir_):
+            if fnmatch.fnmatchcase(f, "libggml-*.so*") and not f.startswith(("libggml-base", "libggml-cpu")):
+                backend_path = f"{dir_}/{f}"
+                break
+    if backend_path:
+        env["GGML_BACKEND_PATH"] = backend_path
+    shown = {"LD_LIBRARY_PATH": env["LD_LIBRARY_PATH"]}
+    if backend_path:
+        shown["GGML_BACKEND_PATH"] = backend_path
+    dirs = (lib_dir,) + ((dir_,) if dir_ else ())
+    if not host.exists(server_bin):
+        return Probe(dirs, shown, (), ((server_bin, "llama-server binary not found"),), (), (), "llama-server")
+    names = eras.rule("ggml_backend_names", "0.30.0")
+    files, loaded = _scan_folder(host, loader, lib_dir, env, names)
+    if backend_path:
+        v = loader.verdict(backend_path, env)
+        name = posixpath.basename(backend_path)[len("libggml-"):].split(".")[0]
+        files.append(FileConsidered(backend_path, name, "GGML_BACKEND_PATH", True,
+                                    "loads" if v.ok else f"load_backend: failed to load {backend_path}: {v.error}", v))
+        if v.ok:
+            loaded.append((name, backend_path))
+    return Probe(dirs, shown, (lib_dir,), (), tuple(files), tuple(loaded), "llama-server")
+
+
+# -- analysis ----------------------------------------------------------------------------------
+def _folders(host: Host, lib_dir: str) -> List[str]:
+    """The tree's folders that get a verdict line: LibOllamaPath and its subfolders."""
+    out = [lib_dir]
+    for sub in host.listdir(lib_dir):
+        p = f"{lib_dir.rstrip('/')}/{sub}"
+        if host.isdir(p) or (_lexists(host, p) and not host.exists(p)):
+            out.append(p)
+    return out
+
+
+def _cuda_files(host: Host, folder: str) -> List[str]:
+    return [f for f in host.listdir(folder) if f.startswith("libggml-cuda")]
+
+
+def _deep_cuda(host: Host, folder: str) -> Optional[str]:
+    for sub in host.listdir(folder):
+        p = f"{folder}/{sub}"
+        if host.isdir(p) and host.exists(f"{p}/libggml-cuda.so"):
+            return p
+    return None
+
+
+def analyze(host: Host, install, env: Optional[Mapping[str, str]] = None,
+            which: str = "configured") -> ScanReport:
+    """The scanner model for this install. `env` overrides the server environment;
+    otherwise `install.server_env(which)` ("configured": the next start; "running": now)."""
+    version = install.version
+    era = eras.era_for(version) or eras.era_for(eras.DEFAULT_ERA_VERSION)
+    server_env = dict(env if env is not None else install.server_env(which))
+    lib_dir = install.lib_dir or ""
+    loader = _Loader(host, install, server_env)
+    notes: List[str] = []
+    if install.version is None:
+        notes.append(f"version unknown: the rules of v{eras.DEFAULT_ERA_VERSION} are used")
+    if era.letter in ("A0", "A"):
+        return ScanReport(version, era.letter, lib_dir, "", (), (), False, (), (), 0, "unknown",
+                          (f"{era.label}: runners are separate executables; the ggml scanner model "
+                           "does not apply",))
+    if era.letter == "B":
+        return _analyze_b(host, install, loader, server_env, version, era, lib_dir, notes)
+    return _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes)
+
+
+def _filters(env: Mapping[str, str], version: Optional[str], d_era: bool):
+    requested = _env_var(env, "OLLAMA_LLM_LIBRARY")
+    if requested.startswith("mlx_") and eras.rule("llm_library_mlx_exempt", version, False):
+        requested = ""
+    jetpack = _env_var(env, "JETSON_JETPACK")
+    vulkan_rule = eras.rule("vulkan", version)
+    vulkan_on = (_env_var(env, "OLLAMA_VULKAN") not in FALSE_VALUES) if d_era else _env_bool(env, "OLLAMA_VULKAN")
+
+    def skip(dir_: str) -> Optional[str]:
+        base = posixpath.basename(dir_)
+        if requested and base != requested:
+            return f"OLLAMA_LLM_LIBRARY={requested} does not match this folder's name ({base})"
+        if jetpack and base != "cuda_" + jetpack:
+            return f"JETSON_JETPACK={jetpack}: only cuda_{jetpack} is probed"
+        if not jetpack and "cuda_jetpack" in base and eras.rule("jetpack_dir_needs_detection", version):
+            return "a JetPack folder and no JetPack was detected"
+        if vulkan_rule and "vulkan" in base and not vulkan_on:
+            return ("a Vulkan folder and OLLAMA_VULKAN is not set (experimental Vulkan support disabled)"
+                    if vulkan_rule == "opt-in" else "a Vulkan folder and OLLAMA_VULKAN=0")
+        return None
+    return requested, skip
+
+
+def _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes) -> ScanReport:
+    d_era = era.letter == "D"
+    glob = f"{lib_dir}/*/*ggml-*"
+    matches, dirs = glob_libdirs(host, lib_dir)
+    lib_dirs = list(dirs) or [""]
+    requested, skip = _filters(server_env, version, d_era)
+    probes: Dict[str, Probe] = {}
+    skipped: Dict[str, str] = {}
+    if lib_dir:
+        for d in lib_dirs:
+            why = skip(d) if d else None
+            if why:
+                skipped[d] = why
+                continue
+            if d_era:
+                probes[d] = _run_probe_d(host, loader, lib_dir, d, server_env)
+            else:
+                dirs_ = [lib_dir, d] if d else [lib_dir]
+                ld = None
+                if eras.rule("probe_ld_path", version) == "libollama+dirs+rocm+inherited":
+                    ld = [lib_dir] + dirs_ + ([f"{lib_dir}/rocm"] if host.isdir(f"{lib_dir}/rocm") else [])
+                probes[d] = _run_probe(host, loader, install, dirs_, server_env, version, ld_dirs=ld)
+    runner_started = bool(probes)
+    gpu_loads = sum(len(p.gpu_loads) for p in probes.values())
+    libs = sorted({b for p in probes.values() for b, _ in p.gpu_loads})
+    predicted = ("cuda" if "cuda" in libs else libs[0]) if libs else "cpu"
+
+    backends: List[BackendVerdict] = []
+    findings: List[Finding] = []
+    if lib_dir and host.isdir(lib_dir):
+        for folder in _folders(host, lib_dir):
+            backends.append(_verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested,
+                                        runner_started, d_era))
+    elif lib_dir:
+        notes.append(f"{lib_dir} does not exist: discovery probes it alone and finds no backend")
+    if requested and not runner_started and skipped:
+        findings.append(Finding(
+            "llm-library-no-match", "wrong-library-override", "error",
+            f"OLLAMA_LLM_LIBRARY={requested} matches no backend folder: no GPU runner is started",
+            f"Ollama {version or ''} probes only folders of {lib_dir} named exactly {requested}; "
+            f"the folders are {', '.join(posixpath.basename(d) for d in dirs)}. Discovery starts no "
+            "runner, libggml-cuda.so is never opened and the server uses the CPU (initial_count=0).",
+            tuple(f"{d}: skipped ({skipped[d]})" for d in skipped),
+            Fix("unset", {"name": "OLLAMA_LLM_LIBRARY"}, "vgpu-tui fix unset OLLAMA_LLM_LIBRARY")))
+    user_olp = server_env.get("OLLAMA_LIBRARY_PATH")
+    if user_olp and runner_started and not d_era:
+        notes.append(f"OLLAMA_LIBRARY_PATH={user_olp} in the server's environment has no effect: "
+                     "the server replaces it for every runner")
+    validation = tuple(p.dirs for p in probes.values() for b, _ in p.gpu_loads if b in ("cuda", "hip"))
+    return ScanReport(version, era.letter, lib_dir, glob, tuple(matches), tuple(lib_dirs), runner_started,
+                      tuple(probes.values()), tuple(backends), gpu_loads, predicted, tuple(notes),
+                      tuple(findings), validation_runs=validation)
+
+
+def _short(host: Host, lib_dir: str, path: str) -> str:
+    return path[len(lib_dir.rstrip("/")) + 1:] if path.startswith(lib_dir.rstrip("/") + "/") else path
+
+
+def _verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested, runner_started, d_era) -> BackendVerdict:
+    top = folder == lib_dir
+    name = posixpath.basename(folder)
+    cuda = _cuda_files(host, folder)
+    if top:
+        mine = [p for p in probes.values()]
+        env = dict(mine[0].env) if mine else {}
+        files = tuple(f for p in mine for f in p.files if posixpath.dirname(f.path) == folder and f.backend == "cuda")
+        if not mine:
+            why = ("no runner is started" + (f" (OLLAMA_LLM_LIBRARY={requested} matches no folder)"
+                                             if requested else ""))
+            if "libggml-cuda.so" in cuda:
+                why += ", so libggml-cuda.so here is never opened"
+            return BackendVerdict(folder, name, False, False, f"not probed: {why}", {}, files,
+                                  path=f"{folder}/libggml-cuda.so" if "libggml-cuda.so" in cuda else None)
+        loads = [p for p in mine if any(b == "cuda" and posixpath.dirname(x) == folder for b, x in p.loaded)]
+        alone = list(probes) == [""]
+        if d_era:
+            mine = [p for p in mine if p.searched]
+            if not mine:
+                return BackendVerdict(folder, name, False, False,
+                                      "not scanned: no llama-server in it, so every discovery probe fails")
+        how = ("scanned by llama-server as its own folder" if d_era else
+               "probed alone (no subfolder matched the glob */*ggml-*)") if alone else \
+            (f"{'scanned as llama-server’s own folder by' if d_era else 'probed as the first OLLAMA_LIBRARY_PATH entry of'}"
+             f" each runner ({len(mine)} runner{'s' if len(mine) > 1 else ''})")
+        if not cuda:
+            return BackendVerdict(folder, name, True, False, f"{how}: no libggml-cuda.so here (CPU backends only)",
+                                  env, files)
+        base = next((f for f in files if f.role == "base-name"), None)
+        if loads:
+            twice = " — and again from its own folder: the backend loads twice (a duplicate Ollama drops)" \
+                if any(len(p.gpu_loads) > 1 for p in mine) else ""
+            return BackendVerdict(folder, name, True, True,
+                                  f"{how}: libggml-cuda.so here loads (ggml's base-name fallback){twice}",
+                                  env, files, base.load if base else None)
+        if base is None:
+            odd = ", ".join(cuda)
+            return BackendVerdict(folder, name, True, False,
+                                  f"{how}: {odd} is not opened: ggml loads only the exact name libggml-cuda.so",
+                                  env, files)
+        if not base.opened:
+            return BackendVerdict(folder, name, True, False, f"{how}: libggml-cuda.so is a {base.note}", env, files)
+        return BackendVerdict(folder, name, True, False,
+                              f"{how}: libggml-cuda.so is opened but {_fail_text(base.load, env)}",
+                              env, files, base.load)
+    # a subfolder
+    if folder in probes:
+        p = probes[folder]
+        files = tuple(f for f in p.files if posixpath.dirname(f.path) == folder and f.backend in GPU_BACKENDS)
+        olp = p.env.get("OLLAMA_LIBRARY_PATH") or p.env.get("GGML_BACKEND_PATH", "")
+        how = f"probed (OLLAMA_LIBRARY_PATH={olp})" if not d_era else f"probed by llama-server ({olp or 'no GGML_BACKEND_PATH'})"
+        if p.skipped and d_era and not p.searched:
+            return BackendVerdict(folder, name, True, False, f"{how}, but {p.skipped[0][1]}", dict(p.env), files)
+        gpu_here = [(b, x) for b, x in p.loaded if posixpath.dirname(x) == folder and b in GPU_BACKENDS]
+        if gpu_here:
+            b, x = gpu_here[0]
+            return BackendVerdict(folder, name, True, True, f"{how}: {posixpath.basename(x)} loads",
+                                  dict(p.env), files, next((f.load for f in files if f.path == x), None))
+        if not files and not cuda:
+            return BackendVerdict(folder, name, True, False, f"{how}: no GPU backend library in it",
+                                  dict(p.env), files)
+        base = next((f for f in files if f.role in ("base-name", "GGML_BACKEND_PATH")), None)
+        if base is None:
+            odd = ", ".join(cuda) or ", ".join(posixpath.basename(f.path) for f in files)
+            return BackendVerdict(folder, name, True, False,
+                                  f"{how}, but {odd} is not opened: ggml loads only the exact name libggml-cuda.so",
+                                  dict(p.env), files)
+        if not base.opened:
+            return BackendVerdict(folder, name, True, False,
+                                  f"{how}, but {posixpath.basename(base.path)} is a {base.note}", dict(p.env), files)
+        return BackendVerdict(folder, name, True, False,
+                              f"{how}, but {posixpath.basename(base.path)} is opened and "
+                              f"{_fail_text(base.load, p.env)}", dict(p.env), files, base.load)
+    if folder in skipped:
+        tail = ", so no runner is started" if not runner_started else ""
+        if requested and "OLLAMA_LLM_LIBRARY" in skipped[folder]:
+            any_match = any(posixpath.basename(d) == requested for d in dirs)
+            if not any_match:
+                return BackendVerdict(folder, name, False, False,
+                                      f"not probed: OLLAMA_LLM_LIBRARY={requested} matches no folder{tail}")
+        return BackendVerdict(folder, name, False, False, f"not probed: {skipped[folder]}{tail}")
+    if not host.exists(folder):
+        return BackendVerdict(folder, name, False, False,
+                              "not probed: a dangling folder link (the glob's os.Stat fails)")
+    deep = _deep_cuda(host, folder)
+    if deep:
+        return BackendVerdict(folder, name, False, False,
+                              f"not probed: no *ggml-* file directly in it; {_short(host, lib_dir, deep)}/libggml-cuda.so "
+                              "is two levels down and the glob looks one level deep")
+    return BackendVerdict(folder, name, False, False,
+                          "not probed: no file matching *ggml-* in it (the glob lib/ollama/*/*ggml-* skips it)")
+
+
+def _fail_text(load: Optional[LoadVerdict], env: Mapping[str, str]) -> str:
+    if load is None:
+        return "fails to load"
+    err = load.error or "fails"
+    if "Permission denied" in err:
+        return f"dlopen fails: {err} — silently"
+    if load.missing_needed:
+        extra = ""
+        if load.skipped:
+            extra = f"; skipped {', '.join(load.skipped[:2])}"
+        if load.hint:
+            extra += f"; {load.hint}"
+        return (f"dlopen fails: {err} (not on LD_LIBRARY_PATH={env.get('LD_LIBRARY_PATH', '')}, "
+                f"in ld.so.cache or the default folders{extra}) — silently")
+    if load.missing_symbols:
+        lib = load.libcuda or "the libcuda.so.1 it loads"
+        more = f" (+{len(load.missing_symbols) - 1} more)" if len(load.missing_symbols) > 1 else ""
+        return f"dlopen fails: {load.missing_symbols[0]}{more} is not exported by {lib} — silently"
+    return f"dlopen fails: {err} — silently"
+
+
+# -- era B ---------------------------------------------------------------------------------------
+def _analyze_b(host, install, loader, server_env, version, era, lib_dir, notes) -> ScanReport:
+    """Era B: cgo discovery in the server; the model runner gets one CUDA folder."""
+    entries = host.listdir(lib_dir) if lib_dir else []
+    requested = _env_var(server_env, "OLLAMA_LLM_LIBRARY")
+    bundled = eras.rule("bundled_cuda_dirs", version) or ("cuda_v12",)
+    compatible: List[str] = []
+    if requested and requested in entries:
+        compatible.append(requested)
+        notes.append(f"OLLAMA_LLM_LIBRARY={requested}: using requested gpu library")
+    elif requested:
+        notes.append(f"OLLAMA_LLM_LIBRARY={requested}: no {lib_dir}/{requested}, so it is ignored")
+    wanted = [b for b in reversed(bundled) if b in entries]
+    for b in wanted + sorted(e for e in entries if e.split("_", 1)[0] == "cuda"):
+        if b not in compatible:
+            compatible.append(b)
+    probes: Dict[str, Probe] = {}
+    if compatible and lib_dir:
+        d = f"{lib_dir}/{compatible[0]}"
+        dep = f"{lib_dir}/{wanted[0]}" if wanted else d
+        # llm/server.go (v0.9.6): DependencyPath, compatible[0], LibOllamaPath, inherited, LibOllamaPath
+        ld = [dep, d, lib_dir]
+        probes[d] = _run_probe(host, loader, install, [lib_dir, d], server_env, version, "model-runner",
+                               ld_dirs=ld, ld_tail=[lib_dir])
+    elif lib_dir:
+        probes[""] = _run_probe(host, loader, install, [lib_dir], server_env, version, "model-runner")
+    gpu_loads = sum(len(p.gpu_loads) for p in probes.values())
+    backends: List[BackendVerdict] = []
+    if lib_dir and host.isdir(lib_dir):
+        for folder in _folders(host, lib_dir):
+            name = posixpath.basename(folder)
+            if folder in probes:
+                p = probes[folder]
+                files = tuple(f for f in p.files if posixpath.dirname(f.path) == folder)
+                ok = any(posixpath.dirname(x) == folder for b, x in p.gpu_loads)
+                base = next((f for f in files if f.role == "base-name"), None)
+                reason = (f"given to the model runner (OLLAMA_LIBRARY_PATH={p.env['OLLAMA_LIBRARY_PATH']}): "
+                          + ("libggml-cuda.so loads" if ok else
+                             (f"libggml-cuda.so {_fail_text(base.load, p.env)}" if base and base.opened
+                              else "no loadable libggml-cuda.so")))
+                backends.append(BackendVerdict(folder, name, True, ok, reason, dict(p.env), files,
+                                               base.load if base else None))
+            elif folder == lib_dir:
+                backends.append(BackendVerdict(folder, name, bool(probes), False,
+                                               "searched by every runner (CPU backends)"))
+            elif name in compatible:
+                backends.append(BackendVerdict(folder, name, False, False,
+                                               "a CUDA folder, but another one was chosen for the runner"))
+            else:
+                backends.append(BackendVerdict(folder, name, False, False,
+                                               "not used: era B runs a CUDA folder named cuda_v12/cuda_v13 "
+                                               "(or cuda_*) only; this name is never chosen"))
+    predicted = "cuda" if gpu_loads else "cpu"
+    notes.append("era B finds the GPU through libcuda in the server itself (cgo); folders only decide "
+                 "which CUDA backend the model runner loads")
+    return ScanReport(version, era.letter, lib_dir, "", (), tuple(compatible), bool(probes),
+                      tuple(probes.values()), tuple(backends), gpu_loads, predicted, tuple(notes), ())

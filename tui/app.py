@@ -1,0 +1,429 @@
+"""The Textual app: one screen to see why Ollama uses the CPU, fix it, relaunch and watch.
+
+`run_app(args)` is what `vgpu-tui` (no subcommand) calls. The first frame is painted before
+anything is read; a thread worker builds the Context (the demo VM, when --demo) and the
+report, then fills the panes. Every change goes through the fix engine (journaled, undoable)
+and `--readonly` removes every action (hidden from the footer, refused if invoked).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Dict, Iterable, List, Optional
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from probes.errors import ToolError
+from tui.panes import actions, data
+from tui.panes.base import Pane
+from tui.panes.changes import ChangesPane
+from tui.panes.device import DevicePane
+from tui.panes.findings import FindingsPane
+from tui.panes.header import VerdictBar
+from tui.panes.libtree import LibTreePane
+from tui.panes.log import LogPane
+from tui.panes.shim import ShimPane
+
+PANES = (DevicePane, LibTreePane, ShimPane, LogPane, FindingsPane, ChangesPane)
+NARROW_WIDTH = 100  # below this (or NARROW_HEIGHT rows) one pane at a time, with tabs
+NARROW_HEIGHT = 30
+ACTIONS_THAT_CHANGE = ("relaunch", "undo_last", "fix")
+DEFAULT_THEME = "textual-dark"
+
+
+class PaneTabs(Static):
+    """The pane switcher shown when one pane fills the body (80×24, or zoomed)."""
+
+    DEFAULT_CSS = """
+    PaneTabs { height: 1; background: $panel; display: none; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.active = "findings"
+        self._spans: List[tuple] = []
+
+    def show_active(self, active: str) -> None:
+        self.active = active
+        t = Text(no_wrap=True, overflow="ellipsis")
+        self._spans = []
+        for cls in PANES:
+            start = len(t.plain)
+            label = f" {cls.NUMBER} {cls.SHORT} "
+            t.append(label, style="bold reverse" if cls.PANE_ID == active else "")
+            self._spans.append((start, len(t.plain), cls.PANE_ID))
+            t.append("│", style="dim")
+        self.update(t)
+
+    def on_click(self, event) -> None:
+        for start, end, pane_id in self._spans:
+            if start <= event.x < end:
+                self.app.action_focus_pane(pane_id)
+
+
+class VgpuApp(App):
+    """The vgpu-tui main screen."""
+
+    CSS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.tcss")
+    TITLE = "vgpu-tui"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("r", "relaunch", "Relaunch"),
+        Binding("u", "undo_last", "Undo last", show=False),
+        Binding("z", "zoom", "Zoom"),
+        Binding("ctrl+r", "rescan", "Rescan"),
+        Binding("c", "compare", "Compare", show=False),
+        Binding("tab", "cycle_pane(1)", "Next pane", show=False, priority=True),
+        Binding("shift+tab", "cycle_pane(-1)", "Prev pane", show=False, priority=True),
+        Binding("1", "focus_pane('device')", "Device", show=False),
+        Binding("2", "focus_pane('libtree')", "Tree", show=False),
+        Binding("3", "focus_pane('shim')", "Shim", show=False),
+        Binding("4", "focus_pane('log')", "Log", show=False),
+        Binding("5", "focus_pane('findings')", "Findings", show=False),
+        Binding("6", "focus_pane('changes')", "Changes", show=False),
+        Binding("f8", "screenshot", "Screenshot", show=False),
+    ]
+
+    def __init__(self, args, ctx=None) -> None:
+        super().__init__()
+        self.args = args
+        self.readonly = bool(getattr(args, "readonly", False))
+        self.ctx = ctx
+        self.host = ctx.host if ctx is not None else None
+        self.snapshot: Optional[data.Snapshot] = None
+        self.active = "findings"
+        self.zoomed = False
+        self._layout_key: Optional[tuple] = None
+        self.last_compare: Optional[tuple] = None
+        self.timings: Dict[str, float] = {"start": time.perf_counter()}
+        self._owns_ctx = ctx is None
+        theme = os.environ.get("VGPU_TUI_THEME") or DEFAULT_THEME
+        if theme in self.available_themes:
+            self.theme = theme
+
+    # -- layout -----------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        bar = VerdictBar(id="verdict")
+        bar.readonly = self.readonly
+        yield bar
+        yield PaneTabs(id="pane-tabs")
+        with Vertical(id="body"):
+            with Horizontal(id="row-top"):
+                yield DevicePane()
+                yield LibTreePane()
+                yield ShimPane()
+            with Horizontal(id="row-bottom"):
+                with Vertical(id="col-findings"):
+                    yield FindingsPane()
+                    yield ChangesPane()
+                yield LogPane()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.timings["mounted"] = time.perf_counter()
+        for pane in (self.query_one(FindingsPane), self.query_one(ChangesPane)):
+            pane.readonly = self.readonly
+        self.call_after_refresh(self._first_paint)
+        self._apply_layout()
+        self.query_one(FindingsPane).focus_main()
+        self.prepare()
+
+    def _first_paint(self) -> None:
+        self.timings.setdefault("first_paint", time.perf_counter())
+
+    def on_resize(self, event) -> None:
+        self._apply_layout()
+
+    @property
+    def single(self) -> bool:
+        """One pane at a time: a small terminal, or zoomed."""
+        return self.zoomed or self.size.width < NARROW_WIDTH or self.size.height < NARROW_HEIGHT
+
+    def _apply_layout(self) -> None:
+        """Show every pane, or only the active one; touches the DOM only when that changes."""
+        single = self.single
+        key = (single, self.active if single else None)
+        tabs = self.query_one(PaneTabs)
+        if single:
+            tabs.show_active(self.active)
+        if key == self._layout_key:
+            return
+        self._layout_key = key
+        self.screen.set_class(single, "-single")
+        tabs.display = single
+        top_ids = ("device", "libtree", "shim")
+        for cls in PANES:
+            pane = self.query_one(f"#{cls.PANE_ID}", Pane)
+            pane.set_class(single and cls.PANE_ID == self.active, "-active")
+            pane.display = (not single) or cls.PANE_ID == self.active
+        self.query_one("#row-top").display = (not single) or self.active in top_ids
+        self.query_one("#row-bottom").display = (not single) or self.active not in top_ids
+        self.query_one("#col-findings").display = (not single) or self.active in ("findings", "changes")
+
+    def on_descendant_focus(self, event) -> None:
+        widget = event.widget if hasattr(event, "widget") else None
+        node = widget
+        while node is not None and not isinstance(node, Pane):
+            node = node.parent
+        if isinstance(node, Pane) and node.id != self.active:
+            self.active = node.id
+            self._apply_layout()
+
+    # -- loading ----------------------------------------------------------------------
+    def set_busy(self, text: str) -> None:
+        self.query_one(VerdictBar).busy = text
+
+    @work(thread=True, exclusive=True, group="prepare", exit_on_error=False)
+    def prepare(self) -> None:
+        """Build the Context (the demo VM) if needed, start the log, then the report."""
+        call = self.call_from_thread
+        if self.ctx is None:
+            call(self.set_busy, "building the demo VM…" if getattr(self.args, "demo", False) else "opening the system…")
+            from tui.context import Context
+
+            try:
+                self.ctx = Context.from_args(self.args)
+            except ToolError as exc:
+                call(self._fatal, str(exc))
+                return
+            self.host = self.ctx.host
+        call(self._host_ready)
+        self._collect()
+
+    def _collect(self) -> None:
+        call = self.call_from_thread
+        call(self.set_busy, "diagnosing: device, Ollama, libraries, shims, log…")
+        try:
+            snapshot = data.collect(self.host, self.args, progress=lambda s: call(self.set_busy, s))
+        except Exception as exc:  # a probe's bug must not freeze or kill the screen
+            snapshot = data.Snapshot({"findings": data.Section(note=f"diagnosis failed: {type(exc).__name__}: {exc}")})
+        changes = actions.list_changes(self.host) if self.host is not None else []
+        call(self._show_snapshot, snapshot, changes)
+
+    def _fatal(self, message: str) -> None:
+        self.set_busy("")
+        self.query_one(VerdictBar).update(Text("vgpu-tui: " + message, style="bold red"))
+        self.notify(message, severity="error", timeout=30)
+
+    def _host_ready(self) -> None:
+        bar = self.query_one(VerdictBar)
+        if self.host is not None and not self.host.live:
+            bar.root_label = ("demo VM " if self.host.is_sandbox else "") + self.host.root
+        bar.refresh_text()
+        self.query_one(LogPane).start(self.host, self.args)
+        self.refresh_bindings()
+
+    def _show_snapshot(self, snapshot: data.Snapshot, changes: List[dict]) -> None:
+        self.snapshot = snapshot
+        self.set_busy("")
+        self.query_one(VerdictBar).show(snapshot)
+        self.query_one(DevicePane).show(snapshot)
+        self.query_one(LibTreePane).show(snapshot, self.host)
+        self.query_one(ShimPane).show(snapshot)
+        self.query_one(FindingsPane).show(snapshot)
+        self.query_one(ChangesPane).show(changes)
+        self.refresh_bindings()
+        self.timings.setdefault("filled", time.perf_counter())
+
+    async def settled(self, timeout: float = 20.0) -> bool:
+        """Wait until the panes are filled and no worker runs but the log's follower (tests, bench)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = [w for w in self.workers if w.is_running and w.group not in ("log-source",)]
+            if "filled" in self.timings and not busy and not self.query_one(VerdictBar).busy:
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+    def action_rescan(self) -> None:
+        if self.host is None:
+            return
+        self.rescan()
+
+    @work(thread=True, exclusive=True, group="prepare", exit_on_error=False)
+    def rescan(self) -> None:
+        self._collect()
+
+    # -- focus and panes --------------------------------------------------------------
+    def action_focus_pane(self, pane_id: str) -> None:
+        self.active = pane_id
+        self._apply_layout()
+        self.query_one(f"#{pane_id}", Pane).focus_main()
+
+    def action_cycle_pane(self, step: int) -> None:
+        if isinstance(self.screen, Screen) and self.screen is not self.screen_stack[0]:
+            # a modal screen: tab moves between its widgets as usual
+            self.screen.focus_next() if step > 0 else self.screen.focus_previous()
+            return
+        ids = [cls.PANE_ID for cls in PANES]
+        index = (ids.index(self.active) + step) % len(ids) if self.active in ids else 0
+        self.action_focus_pane(ids[index])
+
+    def action_zoom(self) -> None:
+        self.zoomed = not self.zoomed
+        self._apply_layout()
+
+    # -- actions ----------------------------------------------------------------------
+    def check_action(self, action: str, parameters) -> Optional[bool]:
+        if self.readonly and action in ACTIONS_THAT_CHANGE:
+            return False
+        if action in ("relaunch", "undo_last") and self.host is None:
+            return None  # shown greyed until the system is open
+        return True
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        sections = [("Everywhere", "", [b for b in self.BINDINGS if self.check_action(b.action.split("(")[0], ()) is not False])]
+        for cls in PANES:
+            pane = self.query_one(f"#{cls.PANE_ID}", Pane)
+            bindings: List[Binding] = []
+            for widget in [pane] + list(pane.query("*")):
+                if not type(widget).__module__.startswith("tui."):
+                    continue  # Textual's own scrolling keys are listed once, in the intro
+                for b in type(widget).__dict__.get("BINDINGS", []):
+                    if isinstance(b, Binding) and not (self.readonly and b.action.startswith(("pane_fix", "pane_undo"))):
+                        bindings.append(b)
+            sections.append((f"{cls.NUMBER} {cls.TITLE}", getattr(cls, "HELP", ""), bindings))
+        self.push_screen(HelpScreen(sections))
+
+    @on(FindingsPane.FixRequested)
+    def _fix_requested(self, event: FindingsPane.FixRequested) -> None:
+        self.open_fix(event.finding)
+
+    def open_fix(self, finding: dict) -> None:
+        """Preview the finding's fix; apply it through the fix engine when confirmed."""
+        if self.readonly or self.host is None:
+            self.notify("read-only: changes are refused", severity="warning")
+            return
+        from tui.screens.fix_preview import FixPreviewScreen
+
+        def confirmed(preview: Optional[actions.Preview]) -> None:
+            if preview is not None:
+                self.apply_fix(preview)
+
+        self.push_screen(FixPreviewScreen(self.host, finding), confirmed)
+
+    @work(thread=True, exclusive=True, group="change", exit_on_error=False)
+    def apply_fix(self, preview: actions.Preview) -> None:
+        call = self.call_from_thread
+        call(self.set_busy, "applying the change…")
+        try:
+            record = actions.apply(self.host, preview, readonly=self.readonly)
+        except ToolError as exc:
+            call(self.notify, f"not applied: {exc}", severity="error", timeout=10)
+            call(self.set_busy, "")
+            return
+        call(self.notify, f"applied {record.get('id')}: {record.get('summary')} — press r to relaunch Ollama")
+        self._collect()
+
+    @on(ChangesPane.UndoRequested)
+    def _undo_requested(self, event: ChangesPane.UndoRequested) -> None:
+        self.undo(event.change_id)
+
+    def action_undo_last(self) -> None:
+        self.undo(None)
+
+    @work(thread=True, exclusive=True, group="change", exit_on_error=False)
+    def undo(self, change_id: Optional[str]) -> None:
+        call = self.call_from_thread
+        if self.readonly:
+            call(self.notify, "read-only: changes are refused", severity="warning")
+            return
+        call(self.set_busy, "undoing…")
+        try:
+            record = actions.undo(self.host, change_id, readonly=self.readonly)
+        except ToolError as exc:
+            call(self.notify, f"not undone: {exc}", severity="error", timeout=10)
+            call(self.set_busy, "")
+            return
+        call(self.notify, f"undone {record.get('id')}: {record.get('summary')} — press r to relaunch Ollama")
+        self._collect()
+
+    def action_relaunch(self) -> None:
+        if self.readonly or self.host is None:
+            return
+        from tui.screens.relaunch import RelaunchScreen
+
+        before = self.snapshot.data("log") if self.snapshot else None
+
+        def finished(after: Optional[dict]) -> None:
+            self.last_compare = (before, after)
+            self.rescan()
+
+        self.push_screen(RelaunchScreen(self.host, before, readonly=self.readonly), finished)
+
+    def action_compare(self) -> None:
+        if not self.last_compare:
+            self.notify("no relaunch yet: press r to relaunch Ollama and compare")
+            return
+        from tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(*self.last_compare))
+
+    def action_screenshot(self) -> None:
+        path = self.save_screenshot()
+        self.notify(f"screenshot saved: {path}")
+
+    # -- command palette ----------------------------------------------------------------
+    def get_system_commands(self, screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Help: keys and panes", "What each pane shows and every key", self.action_help)
+        for cls in PANES:
+            yield SystemCommand(f"Go to pane: {cls.NUMBER} {cls.TITLE}", getattr(cls, "HELP", ""),
+                                lambda pane_id=cls.PANE_ID: self.action_focus_pane(pane_id))
+        yield SystemCommand("Zoom the focused pane", "One pane fills the screen (z toggles)", self.action_zoom)
+        yield SystemCommand("Rescan", "Read the system again and diagnose (ctrl+r)", self.action_rescan)
+        yield SystemCommand("Log: filter", "Regex filter of the live log; a leading ! inverts (/)",
+                            lambda: self._log_do("open_filter"))
+        yield SystemCommand("Log: follow on/off", "Follow new lines (f)", lambda: self._log_do("toggle_follow"))
+        yield SystemCommand("Log: wrap on/off", "Wrap long lines (w)", lambda: self._log_do("toggle_wrap"))
+        yield SystemCommand("Log: timestamps on/off", "Show journald/slog timestamps (t)",
+                            lambda: self._log_do("toggle_timestamps"))
+        yield SystemCommand("Log: save to a file", "Write the lines the filter shows (s)", lambda: self._log_do("save"))
+        yield SystemCommand("Shim: filter exports", "Regex filter of the export table (/)",
+                            lambda: self._pane_do(ShimPane, "open_filter"))
+        yield SystemCommand("Shim: change view", "exports + missing / missing only / diff to the real driver (m)",
+                            lambda: self._pane_do(ShimPane, "cycle_mode"))
+        yield SystemCommand("Compare before/after the last relaunch", "c", self.action_compare)
+        yield SystemCommand("Theme: ANSI dark (the terminal's own colours, best over SSH)", "",
+                            lambda: setattr(self, "theme", "ansi-dark"))
+        yield SystemCommand("Theme: ANSI light (the terminal's own colours)", "",
+                            lambda: setattr(self, "theme", "ansi-light"))
+        if not self.readonly:
+            finding = self.query_one(FindingsPane).current
+            if finding is not None and (finding.get("fix") or {}).get("kind") not in (None, "manual"):
+                yield SystemCommand(f"Fix: {finding.get('title')}", "Preview the change, then apply it (x)",
+                                    lambda: self.open_fix(finding))
+            yield SystemCommand("Relaunch Ollama and watch discovery", "r", self.action_relaunch)
+            yield SystemCommand("Undo the last change", "u", self.action_undo_last)
+
+    def _log_do(self, name: str) -> None:
+        self.action_focus_pane("log")
+        getattr(self.query_one(LogPane), name)()
+
+    def _pane_do(self, cls, name: str) -> None:
+        self.action_focus_pane(cls.PANE_ID)
+        getattr(self.query_one(cls), name)()
+
+    # -- shutdown -----------------------------------------------------------------------
+    def on_unmount(self) -> None:
+        if self._owns_ctx and self.ctx is not None:
+            self.ctx.__exit__(None, None, None)
+
+
+def run_app(args) -> int:
+    """Start the TUI (`vgpu-tui` without a subcommand); the exit status."""
+    app = VgpuApp(args)
+    app.run()
+    return int(app.return_code or 0)

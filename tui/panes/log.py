@@ -1,0 +1,334 @@
+"""The live log pane: follows the Ollama service's log (the demo's simulated one in a sandbox).
+
+k9s's keys: `/` filter (regex, `!` inverts), `f` follow (also stops by itself when you scroll
+up and resumes at the end), `w` wrap, `t` timestamps, `s` save. Lines arrive in batches from
+a worker (a thread for a file, an async task for the probes' log source); the model keeps a
+bounded ring, the widget is Textual's fast `Log` with a signature highlighter.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import importlib
+import os
+import time
+from typing import Deque, Iterable, List, Optional
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.content import Content
+from textual.widgets import Input, Log, Static
+from textual.worker import get_current_worker
+
+from tui.panes.base import Pane
+from tui.panes.data import SANDBOX_LOG
+from tui.panes.logmodel import LogModel, wrap_lines
+from tui.panes.signatures import SignatureHighlighter
+
+VIEW_MAX = 10_000  # lines in the widget (the model keeps more for re-filtering)
+TAIL_BYTES = 2 * 1024 * 1024  # how much of an existing file is read at the start
+CHUNK = 256 * 1024
+FLUSH_S = 0.05  # batch window for the async source
+MAX_PENDING = 50_000  # lines waiting for the next flush (a burst beyond this drops the oldest)
+
+
+class LogView(Log):
+    """Textual's Log with the pane's keys (shown in the footer while it has the focus)."""
+
+    BINDINGS = [
+        Binding("slash", "pane('open_filter')", "Filter"),
+        Binding("f", "pane('toggle_follow')", "Follow"),
+        Binding("w", "pane('toggle_wrap')", "Wrap"),
+        Binding("t", "pane('toggle_timestamps')", "Time"),
+        Binding("s", "pane('save')", "Save"),
+        Binding("G", "pane('to_end')", "End", show=False),
+    ]
+
+    def action_pane(self, name: str) -> None:
+        getattr(self.query_ancestor(LogPane), name)()
+
+
+class LogPane(Pane):
+    PANE_ID = "log"
+    TITLE = "Live log"
+    SHORT = "Log"
+    NUMBER = 4
+    MAIN = "#log-view"
+    HELP = ("Follows the Ollama service's log. / filter (regex, a leading ! inverts), f follow "
+            "(stops when you scroll up, resumes at the end), w wrap, t timestamps, s save.")
+
+    DEFAULT_CSS = """
+    LogPane #log-filter { height: 1; border: none; padding: 0 1; display: none; }
+    LogPane #log-filter.-open { display: block; }
+    LogPane LogView { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = LogModel()
+        self.source_label = "no source"
+        self.source_state = "starting"
+        self.highlighter = SignatureHighlighter()
+        self._last_width = 0
+        self._subtitle = ""
+        self.received = 0
+        self._pending: Deque[str] = collections.deque(maxlen=MAX_PENDING)
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="pane-status")
+        yield Input(placeholder="filter: regex, !regex inverts; Enter keeps, Esc clears", id="log-filter")
+        view = LogView(highlight=True, max_lines=VIEW_MAX, id="log-view")
+        view.highlighter = self.highlighter
+        yield view
+
+    @property
+    def view(self) -> LogView:
+        return self.query_one(LogView)
+
+    def on_mount(self) -> None:
+        self.show_status("waiting for the log source…")
+        self.set_interval(0.25, self.update_subtitle)
+        self.set_interval(FLUSH_S, self._flush_pending)
+        self.update_subtitle()
+
+    # -- sources ----------------------------------------------------------------------
+    def start(self, host, args) -> None:
+        """Pick the source: --log FILE, the probes' service log source, the sandbox's file."""
+        saved = getattr(args, "log", None)
+        if saved:
+            self.source_label = saved
+            self.follow_file(saved)
+            return
+        mod = _module("probes.logsource")
+        if mod is not None and hasattr(mod, "service_log_source"):
+            try:
+                source = mod.service_log_source(host)
+            except Exception as exc:
+                self.set_state(f"log source failed: {exc}")
+            else:
+                self.source_label = str(getattr(source, "name", None) or "service log")
+                if getattr(source, "state", None) == "unavailable":
+                    self.set_state(f"log unavailable: {getattr(source, 'reason', '')}")
+                    return
+                self.follow_source(source)
+                return
+        if host is not None and host.is_sandbox:
+            self.source_label = SANDBOX_LOG + " (simulated Ollama)"
+            self.follow_file(host.path(SANDBOX_LOG))
+            return
+        self.set_state("not available yet: probes.logsource (the service's journal)")
+
+    def set_state(self, text: str) -> None:
+        self.source_state = text
+        self.show_status(text if text not in ("following", "") else "")
+
+    @work(thread=True, exclusive=True, group="log-source", exit_on_error=False)
+    def follow_file(self, path: str) -> None:
+        """Tail a file: the end of what is there, then what is appended; survives rotation."""
+        worker = get_current_worker()
+        fh = None
+        ino = None
+        pending = b""
+        while not worker.is_cancelled:
+            if fh is None:
+                try:
+                    fh = open(path, "rb")
+                    st = os.fstat(fh.fileno())
+                    ino = st.st_ino
+                    if st.st_size > TAIL_BYTES:
+                        fh.seek(st.st_size - TAIL_BYTES)
+                        fh.readline()  # drop the partial first line
+                    self.app.call_from_thread(self.set_state, "following")
+                except OSError as exc:
+                    self.app.call_from_thread(self.set_state, f"{path}: {exc.strerror}; waiting for it")
+                    fh = None
+                    time.sleep(0.5)
+                    continue
+            data = fh.read(CHUNK)
+            if data:
+                pending += data
+                parts = pending.split(b"\n")
+                pending = parts.pop()
+                if parts:
+                    lines = [p.decode("utf-8", "replace") for p in parts]
+                    self.app.call_from_thread(self.add_lines, lines)
+                continue
+            time.sleep(FLUSH_S)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if st.st_ino != ino or st.st_size < fh.tell():  # rotated or truncated: start over
+                fh.close()
+                fh = None
+                pending = b""
+                if st.st_ino == ino:
+                    self.app.call_from_thread(self.add_lines, ["--- log truncated ---"])
+        if fh is not None:
+            fh.close()
+
+    @work(exclusive=True, group="log-source", exit_on_error=False)
+    async def follow_source(self, source) -> None:
+        """Read the probes' async log source; a timer flushes what arrived every 50 ms."""
+        self.set_state("following")
+        pending = self._pending
+        try:
+            async for item in source:
+                line = _line_of(item)
+                if line is not None:
+                    pending.append(line)
+                    if len(pending) % 1000 == 0:
+                        await asyncio.sleep(0)  # let the screen breathe during a burst
+        finally:
+            self._flush_pending()
+        state = getattr(source, "state", "ended")
+        reason = getattr(source, "reason", None)
+        self.set_state(f"log source {state}" + (f": {reason}" if reason else ""))
+
+    def _flush_pending(self) -> None:
+        if self._pending:
+            batch = list(self._pending)
+            self._pending.clear()
+            self.add_lines(batch)
+
+    # -- lines ------------------------------------------------------------------------
+    def add_lines(self, lines: Iterable[str]) -> None:
+        shown = self.model.add(lines)
+        self.received = self.model.total
+        if not shown:
+            return
+        if self.model.wrap:
+            shown = wrap_lines(shown, self._wrap_width())
+        self.view.write_lines(shown)
+
+    def _wrap_width(self) -> int:
+        return max(20, self.view.scrollable_content_region.width - 1)
+
+    def rebuild(self) -> None:
+        """Redraw the view from the model (after a filter, wrap or timestamps change)."""
+        view = self.view
+        following = view.auto_scroll
+        lines = self.model.display(limit=VIEW_MAX)
+        if self.model.wrap:
+            lines = wrap_lines(lines, self._wrap_width())[-VIEW_MAX:]
+        view.clear()
+        view.write_lines(lines, scroll_end=following)
+        if following:
+            view.scroll_end(animate=False, immediate=True)
+        self.update_subtitle()
+
+    def on_resize(self) -> None:
+        width = self.size.width
+        if self.model.wrap and width != self._last_width:
+            self.rebuild()
+        self._last_width = width
+
+    # -- keys -------------------------------------------------------------------------
+    def open_filter(self) -> None:
+        box = self.query_one("#log-filter", Input)
+        box.value = self.model.filter.text  # `/` recalls the current filter (k9s #3106)
+        box.add_class("-open")
+        box.focus()
+
+    @on(Input.Changed, "#log-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.apply_filter(event.value)
+
+    @on(Input.Submitted, "#log-filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        box = self.query_one("#log-filter", Input)
+        if not event.value:
+            box.remove_class("-open")
+        self.view.focus()
+
+    def key_escape(self) -> None:
+        box = self.query_one("#log-filter", Input)
+        if box.has_focus:
+            box.value = ""
+            box.remove_class("-open")
+            self.apply_filter("")
+            self.view.focus()
+
+    def apply_filter(self, text: str) -> None:
+        self.model.set_filter(text)
+        f = self.model.filter
+        self.highlighter.filter = None if (f.invert or not f.active) else f.pattern
+        self.rebuild()
+
+    def toggle_follow(self) -> None:
+        view = self.view
+        view.auto_scroll = not (view.auto_scroll and view.is_vertical_scroll_end)
+        if view.auto_scroll:
+            view.scroll_end(animate=False, immediate=True)
+        self.update_subtitle()
+
+    def to_end(self) -> None:
+        self.view.auto_scroll = True
+        self.view.scroll_end(animate=False, immediate=True)
+        self.update_subtitle()
+
+    def toggle_wrap(self) -> None:
+        self.model.wrap = not self.model.wrap
+        self.rebuild()
+
+    def toggle_timestamps(self) -> None:
+        self.model.timestamps = not self.model.timestamps
+        self.rebuild()
+
+    def save(self) -> None:
+        from tui.screens.prompt import PromptScreen
+
+        default = os.path.abspath(time.strftime("ollama-log-%Y%m%d-%H%M%S.txt"))
+        self.app.push_screen(PromptScreen("Save the log (the lines the filter shows) to:", default), self._save_to)
+
+    def _save_to(self, path: Optional[str]) -> None:
+        if not path:
+            return
+        lines = self.model.display()
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + ("\n" if lines else ""))
+        except OSError as exc:
+            self.app.notify(f"could not save: {exc.strerror}", severity="error")
+            return
+        self.app.notify(f"saved {len(lines)} lines to {path}")
+
+    @property
+    def following(self) -> bool:
+        view = self.view
+        return bool(view.auto_scroll and (view.is_vertical_scroll_end or view.max_scroll_y == 0))
+
+    def update_subtitle(self) -> None:
+        m = self.model
+        parts = ["FOLLOW" if self.following else "PAUSED (End resumes)"]
+        if m.filter.active:
+            parts.append(f"filter {m.filter.text}")
+        parts.append(f"{len(m.lines) // 100 * 100 if len(m.lines) > 1000 else len(m.lines)} lines")
+        parts.append("wrap" if m.wrap else "nowrap")
+        parts.append("time" if m.timestamps else "notime")
+        text = " · ".join(parts)
+        if text != self._subtitle:  # setting it refreshes the pane: only on a change
+            self._subtitle = text
+            self.border_subtitle = Content(text)
+
+
+def _module(name: str):
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _line_of(item) -> Optional[str]:
+    """A log line from whatever the source yields (a str, bytes, or an object with .text)."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, bytes):
+        return item.decode("utf-8", "replace")
+    for attr in ("text", "line"):
+        value = getattr(item, attr, None)
+        if isinstance(value, str):
+            return value
+    return None
