@@ -140,7 +140,7 @@ async def bench_follow(sample: Path, rate: int, seconds: float) -> None:
     tracemalloc.start()
     writer = await asyncio.create_subprocess_exec(sys.executable, str(script), str(log), str(rate), str(seconds),
                                                   str(sample), stdout=asyncio.subprocess.PIPE)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     got = 0
     mem_marks = []
     async for line in src:
@@ -151,6 +151,7 @@ async def bench_follow(sample: Path, rate: int, seconds: float) -> None:
         if got >= total:
             break
     t_end = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     out, _ = await writer.communicate()
     wrote, wdt = out.decode().split()
     await src.close()
@@ -159,7 +160,8 @@ async def bench_follow(sample: Path, rate: int, seconds: float) -> None:
     half = len(mem_marks) // 2
     growth = (mem_marks[-1] - mem_marks[half]) / 1024 if len(mem_marks) > 2 else 0.0
     print(f"follow: writer {int(wrote):,} lines in {float(wdt):.2f} s ({int(wrote) / float(wdt):,.0f} lines/s); "
-          f"follower had all {got:,} lines {lag * 1000:.0f} ms after the writer finished")
+          f"follower had all {got:,} lines {lag * 1000:.0f} ms after the writer finished; "
+          f"the follow used {cpu:.2f} CPU-s = {100 * cpu / float(wdt):.0f}% of one core")
     quarters = [mem_marks[min(len(mem_marks) - 1, i * len(mem_marks) // 4)] // 1024 for i in range(1, 5)]
     print(f"follow memory (traced KiB at 1/4, 1/2, 3/4, end): {quarters}; second half growth {growth:.0f} KiB; "
           f"events kept {len(parser.events)} (cap 200), tail {len(parser.tail)} (cap 200)")

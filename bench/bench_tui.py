@@ -47,19 +47,22 @@ if mode == "baseline":
             self.exit()
     Bare().run(headless=True, size=(120, 40))
 else:
-    from tui.app import VgpuApp
-    class Timed(VgpuApp):
+    # the real command line (`vgpu-tui --demo --demo-dir D`), headless and timed
+    import tui.cli, tui.app
+    class Timed(tui.app.VgpuApp):
         def _first_paint(self):
-            out["first_paint"] = time.time() - T0
+            out.setdefault("first_paint", time.time() - T0)
+            super()._first_paint()
         def _show_snapshot(self, snapshot, changes):
             super()._show_snapshot(snapshot, changes)
             self.call_after_refresh(self.done)
         def done(self):
             out["filled"] = time.time() - T0
             self.exit()
-    ns = argparse.Namespace(demo=True, demo_dir=sys.argv[3], root=None, readonly=False, log=None,
-                            ollama=None, assume_version=None, no_probe=False, gpu=None, json=False, debug=True)
-    Timed(ns).run(headless=True, size=(120, 40))
+        def run(self, **kw):
+            return super().run(headless=True, size=(120, 40))
+    tui.app.VgpuApp = Timed
+    tui.cli.main(["--demo", "--demo-dir", sys.argv[3]])
 print(json.dumps(out))
 """
 

@@ -156,10 +156,6 @@ def fix_unset(f: Facts, name: str) -> Fix:
     return _fix(f, "unset", {"name": name}, f"unset {name}")
 
 
-def fix_env(f: Facts, name: str, value: str) -> Fix:
-    return _fix(f, "env", {"name": name, "value": value}, f"env {name}={value}")
-
-
 def fix_ldconfig(f: Facts) -> Fix:
     return _fix(f, "ldconfig", {}, "ldconfig")
 
@@ -336,7 +332,9 @@ def _explain_missing_driver(f: Facts, soname: str, load: Any) -> List[Finding]:
             f"{soname.split('.')[0]}-not-on-runner-path", "driver-lib-not-found", "error",
             f"{soname} exists at {candidates[0]} but nowhere Ollama's runner looks for it",
             f"The runner searches its LD_LIBRARY_PATH ({ld} and the backend folder), the loader cache and the "
-            f"default folders; {what}.",
+            f"default folders; {what}. A link in {ld} is found first (an Ollama upgrade removes it: "
+            f"re-create it after one); registering {posixpath.dirname(candidates[0])} in /etc/ld.so.conf.d and "
+            "running ldconfig works as well.",
             (f"{candidates[0]}: SONAME {soname}",) + tried,
             fix_symlink(f, link, candidates[0]))]
     return [Finding(
@@ -593,7 +591,10 @@ def rule_backend_placement(f: Facts) -> List[Finding]:
             )]
         if level == 0 and name == CUDA_BACKEND:
             home = _runtime_folder(f)
-            if home:
+            top = next((b for b in backends(f.scan) if g(b, "dir") == ld), None)
+            # only when the top-level copy fails for want of what that folder holds
+            lacking = set(_missing_needed(top)) & set(_runtime_names(f, home)) if home and top is not None else set()
+            if home and lacking:
                 return [Finding(
                     "ggml-cuda-top-level-only", "backend-lib-not-scanned", "error",
                     f"libggml-cuda.so sits only at the top of {ld}; no backend folder holds it, so the "
@@ -771,17 +772,24 @@ def rule_library_path(f: Facts) -> List[Finding]:
 
 
 def rule_visible_devices(f: Facts) -> List[Finding]:
+    """CUDA_VISIBLE_DEVICES (or kin) hides every GPU: -1, empty, none, or only indexes past the last GPU."""
     env = env_effective(f)
+    gpus = [p for p in _items(f.device, "pci") if g(p, "gpu", False)]
     out = []
     for name in VISIBLE_VARS:
         if name not in env:
             continue
         value = env[name].strip()
-        if value.lower() in HIDING_VALUES or (value.lstrip("-").isdigit() and int(value) < 0):
+        items = [x.strip() for x in value.split(",") if x.strip()]
+        numeric = items and all(x.lstrip("-").isdigit() for x in items)
+        past_end = bool(numeric and gpus and all(int(x) >= len(gpus) for x in items))
+        if value.lower() in HIDING_VALUES or (numeric and int(items[0]) < 0) or past_end:
+            why = (f"only index(es) {value}, but the system has {len(gpus)} GPU(s) (index 0"
+                   f"{'-' + str(len(gpus) - 1) if len(gpus) > 1 else ''})" if past_end else "hides every device")
             out.append(Finding(
                 "visible-devices-hidden", "visible-devices-env", "error",
                 f"{name}={value!r} in the service environment hides every GPU",
-                "The driver (or the shim) reports zero devices, so discovery finds no GPU.",
+                f"The driver (or the shim) then reports zero devices: the value {why}. Discovery finds no GPU.",
                 (f"service environment: {name}={value}",),
                 fix_unset(f, name),
             ))

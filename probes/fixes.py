@@ -316,10 +316,12 @@ def _plan_env_many(host: Host, changes: Mapping[str, Optional[str]], temporary: 
         from probes import systemd
 
         svc = systemd.load_service(host, SERVICE_NAME)
+        effective = svc.configured_env() if svc else {}
         for name, value in changes.items():
             if value is not None and svc is not None and name in svc.unset and name not in ours_unset:
                 notes.append(f"another drop-in has UnsetEnvironment={name}: systemd will still unset it")
-    effective = _effective_env(host, unit)
+    else:
+        effective = launch_environment(host, {})
     words = []
     for name, value in changes.items():
         if value is None:
@@ -367,15 +369,6 @@ def _plan_env_many(host: Host, changes: Mapping[str, Optional[str]], temporary: 
     if len(changes) == 1 and kind == "env":
         args["value"] = next(iter(changes.values()))
     return Plan(kind, args, summary, preview, tuple(ops), commands, commands, tuple(notes), temporary)
-
-
-def _effective_env(host: Host, unit: Optional[str]) -> Dict[str, str]:
-    if unit is not None:
-        from probes import systemd
-
-        svc = systemd.load_service(host, SERVICE_NAME)
-        return svc.configured_env() if svc else {}
-    return launch_environment(host, {})
 
 
 # -- ldconfig --------------------------------------------------------------------------------

@@ -374,7 +374,7 @@ def iter_relaunch(host: Host, install: Any = None, *, watch_seconds: float = 30,
 
     def run(tracer: Any) -> Iterator[RelaunchEvent]:
         if how == "simulator":
-            return _relaunch_simulator(host, watch_seconds, tracer)
+            return _relaunch_simulator(host, watch_seconds)  # its trace is computed, not recorded
         if how == "systemd":
             return _relaunch_systemd(host, watch_seconds)
         return _relaunch_child(host, install, watch_seconds, stop_grace, tracer)
@@ -455,7 +455,7 @@ def _result(how: str, command: Sequence[str], log: str, before: Any, after: Any,
         tuple(after.devices), gone, new, pid, exit_status, problem, None, before, after)
 
 
-def _relaunch_simulator(host: Host, watch_seconds: float, tracer: Any) -> Iterator[RelaunchEvent]:
+def _relaunch_simulator(host: Host, watch_seconds: float) -> Iterator[RelaunchEvent]:
     _, log_real = J.real_location(host, SANDBOX_LOG)
     offset = os.path.getsize(log_real) if os.path.exists(log_real) else 0
     before = None
@@ -463,8 +463,6 @@ def _relaunch_simulator(host: Host, watch_seconds: float, tracer: Any) -> Iterat
         with open(log_real, "rb") as fh:
             before = _parse_text(fh.read(offset), SANDBOX_LOG)
     argv = [sys.executable, "-m", "probes.sandbox.simulator", "serve", "--root", host.root]
-    if tracer is not None:
-        argv += tracer.simulator_args()
     shown = ["python"] + argv[1:]
     yield RelaunchEvent("status", "restarting the simulated Ollama (sandbox): " + " ".join(shown))
     started = time.monotonic()

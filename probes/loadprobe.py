@@ -273,8 +273,11 @@ class _PathMap:
         the loader would not have found them. The C runtime itself is allowed."""
         if not loaded or self.host.root == "/":
             return []
-        real = [loaded.get("real_path")] + list(loaded.get("new_mappings") or [])
-        return [p for p in dict.fromkeys(real) if p and not p.startswith(self.host.root + "/")
+        # objects as the loader found them (link-map names); the real files when unknown
+        found = list(loaded.get("new_objects") or []) or (
+            [loaded.get("real_path")] + list(loaded.get("new_mappings") or []))
+        return [p for p in dict.fromkeys(found) if p and p.startswith("/")
+                and not p.startswith(self.host.root + "/")
                 and not (self.tmp and p.startswith(self.tmp + "/"))
                 and not os.path.basename(p).startswith(SYSTEM_LIBS)]
 
@@ -491,14 +494,15 @@ def _backend(path: str, run: _Run, pm: _PathMap, ld_path: Optional[str]) -> Back
     return BackendResult(
         path=path, loaded=bool(lib and lib.get("loaded")), error=error, base=base_load,
         ld_library_path=ld_path, init_exported=syms.get("ggml_backend_init") if syms else None,
-        devices=init.get("devices") if init else None,
+        devices=init.get("devices") if init and not leaked else None,
         crashed=bool(run.stage.signal), signal=run.stage.signal, timed_out=run.stage.timed_out)
 
 
 def _leak_text(what: str, leaked: Sequence[str]) -> str:
-    names = ", ".join(sorted({os.path.basename(p) for p in leaked}))
-    return (f"{names}: not found inside the inspected root (this machine supplied "
-            f"{', '.join(leaked)}): in the VM, {what} would not load")
+    """The loader's message the VM would give, for a library only this machine supplied."""
+    name = os.path.basename(leaked[0])
+    return (f"{name}: cannot open shared object file: No such file or directory (predicted: inside "
+            f"the inspected root {what} finds no {name}; only this machine has {', '.join(leaked)})")
 
 
 def _base_for(host: Host, env: Mapping[str, str]) -> str:

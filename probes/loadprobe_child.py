@@ -72,10 +72,36 @@ class Dl:
         handle = self.dlopen(name.encode(), flags)
         return handle, (None if handle else self.error() or "dlopen failed")
 
+    def open_self(self):
+        self.dlerror_()
+        return self.dlopen(None, RTLD_LAZY), None
+
     def sym(self, handle, name: str):
         self.dlerror_()
         addr = self.dlsym_(handle, name.encode())
         return addr, (None if addr else self.error() or f"undefined symbol: {name}")
+
+    def link_chain(self, handle):
+        """Every object of the link-map chain `handle` is on, named as the loader found it."""
+        if self.dlinfo is None or not handle:
+            return []
+        lm = ctypes.c_void_p()
+        if self.dlinfo(handle, RTLD_DI_LINKMAP, ctypes.byref(lm)) != 0 or not lm.value:
+            return []
+        word = ctypes.sizeof(ctypes.c_void_p)
+        node = lm.value
+        for _ in range(100000):  # back to the head (l_prev is the 5th word)
+            prev = ctypes.c_void_p.from_address(node + 4 * word).value
+            if not prev:
+                break
+            node = prev
+        names = []
+        while node and len(names) < 100000:
+            name = ctypes.c_char_p.from_address(node + word).value
+            if name:
+                names.append(name.decode("utf-8", "surrogateescape"))
+            node = ctypes.c_void_p.from_address(node + 3 * word).value  # l_next
+        return names
 
     def mapped_name(self, handle):
         """The file the loader mapped for this handle (its link_map l_name)."""
@@ -122,6 +148,8 @@ def step(name, call):
 
 def load(dl, stage, name, flags):
     before = mapped_files()
+    self_handle, _ = dl.open_self()
+    chain_before = set(dl.link_chain(self_handle))
 
     def do():
         handle, err = dl.open(name, flags)
@@ -129,9 +157,10 @@ def load(dl, stage, name, flags):
             return {"name": name, "loaded": False, "error": err}
         mapped = dl.mapped_name(handle)
         after = [p for p in mapped_files() if p not in before]
+        found = [n for n in dl.link_chain(handle) if n not in chain_before]
         return {"name": name, "loaded": True, "error": None, "mapped": mapped,
                 "real_path": os.path.realpath(mapped) if mapped else None, "new_mappings": after,
-                "handle": handle}
+                "new_objects": found, "handle": handle}
     return step(f"{stage}:dlopen", do)
 
 

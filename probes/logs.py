@@ -182,7 +182,7 @@ def group_of(kind: Optional[str]) -> Optional[str]:
 def classify(line: str) -> Optional[str]:
     """The event kind of one raw log line (any era, any prefix), or None: for the TUI's log pane."""
     for piece in split_logical(strip_prefix(clean(line))):
-        parsed = _parse_piece(piece, {})
+        parsed = _parse_piece(piece, _CLASSIFY_MEMO)
         if parsed is not None:
             return parsed[0]
     return None
@@ -245,6 +245,7 @@ def _parse_piece(text: str, memo: Dict[str, Any]) -> Optional[Tuple[str, Optiona
 
 
 _MISS = object()
+_CLASSIFY_MEMO: Dict[str, Any] = {}  # classify()'s own memo (bounded like a parser's)
 
 
 # -- per-session state -------------------------------------------------------------------------
@@ -355,6 +356,8 @@ _HANDLERS = {
 # Printed by the loader or the runtime when a process starts, i.e. just before "server config".
 _PREAMBLE_KINDS = frozenset(("preload-error", "device-node-error", "container-error", "install-no-gpu"))
 _PREAMBLE_LINES = 50
+
+
 class LogParser:
     """Feed lines one by one; ask for the report at any time. Memory is bounded.
 
@@ -429,7 +432,7 @@ class LogParser:
         out.append(ev)
 
     def _new_session(self, n: int) -> None:
-        if self._session.count:
+        if set(self._session.count) - _PREAMBLE_KINDS:  # a session with more than a preamble
             self.sessions += 1
             self._session = _Session(n)
             # what the loader or the container said just before the server's first line belongs to it
@@ -568,7 +571,6 @@ class _Ctx:
                                       total=(e.get("vram") + " MiB") if e.get("vram") else None, line=e.line)
                             for e in s.ggml_devices.values()]
         self.runner = _runner_library(s)
-        self.version = s.version or _version_from_paths(s)
         self.offload_lib, self.offload_layers, self.offload_ev = _offload(s)
         if self.library is None:
             if s.has("num-gpu-zero", "cpu-only-runner"):

@@ -137,13 +137,15 @@ class ProcessSource(LogSource):
         self._cwd = cwd
         self.returncode: Optional[int] = None
 
+    _STDERR = asyncio.subprocess.STDOUT  # merged: Ollama logs on stderr
+
     async def start(self) -> None:
         if self.proc is not None or self._argv is None:
             return
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *self._argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, env=self._env, cwd=self._cwd, limit=MAX_LINE)
+                stderr=self._STDERR, env=self._env, cwd=self._cwd, limit=MAX_LINE)
         except FileNotFoundError:
             self._unavailable(f"{self._argv[0]}: command not found")
         except PermissionError:
@@ -218,6 +220,7 @@ async def _merge(streams: Sequence[asyncio.StreamReader]) -> AsyncIterator[bytes
 class JournalSource(ProcessSource):
     """`journalctl -u UNIT [-f] -o short-iso`, asynchronously; `since` for a relaunch."""
 
+    _STDERR = asyncio.subprocess.PIPE  # kept apart: it says why nothing came (permissions)
     # journalctl's own messages that are not log lines
     _MARKERS = ("-- No entries --", "-- Logs begin", "-- Journal begins", "-- Boot ", "-- Reboot --")
 
@@ -254,12 +257,7 @@ class JournalSource(ProcessSource):
         if self._local and not _journald_running():
             self._unavailable("no journald (systemd-journald is not running)")
             return
-        try:
-            self.proc = await asyncio.create_subprocess_exec(
-                *self._argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, limit=MAX_LINE)
-        except OSError as exc:
-            self._unavailable(f"journalctl: {exc.strerror or exc}")
+        await super().start()
 
     async def _lines(self) -> AsyncIterator[str]:
         await self.start()

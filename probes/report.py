@@ -124,8 +124,9 @@ def _scan_running(host: Host, install: Any) -> Any:
     """The scanner model under the running server's environment, when that differs."""
     if install is None or g(install, "running_env") is None:
         return None
-    if dict(g(install, "running_env")) == dict(g(install, "env", {}) or {}):
-        return None
+    running, configured = dict(g(install, "running_env")), dict(g(install, "env", {}) or {})
+    if all(running.get(n) == configured.get(n) for n in diagnose.GPU_VARS):
+        return None  # only variables that do not change discovery differ
     from probes import scanner
     return scanner.analyze(host, install, which="running")
 
@@ -232,7 +233,11 @@ def build_report(host: Host, options: Optional[ReportOptions] = None) -> Report:
     options = options or ReportOptions()
     notes: List[str] = []
     facts, tree, lines = collect(host, options, notes)
-    findings = diagnose.diagnose(facts, notes)
+    try:
+        findings = diagnose.diagnose(facts, notes)
+    except Exception as exc:  # noqa: BLE001 - the facts are still worth printing
+        notes.append(f"diagnosis failed: {type(exc).__name__}: {exc}")
+        findings = []
     findings = sorted(findings, key=lambda x: diagnose.SEVERITY_ORDER[x.severity])
     return Report(
         schema=SCHEMA,

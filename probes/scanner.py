@@ -28,7 +28,7 @@ import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from probes import eras
-from probes.elf import ElfInfo, read_elf
+from probes.elf import read_elf
 from probes.facts import Finding, Fix
 from probes.host import Host
 
@@ -102,6 +102,7 @@ class BackendVerdict:
     files: Tuple[FileConsidered, ...] = ()
     dlopen: Optional[LoadVerdict] = None
     path: Optional[str] = None  # the libggml-cuda.so of this folder, when there is one
+    if_probed: Optional[LoadVerdict] = None  # a folder discovery skips: its dlopen if it were probed
 
     def __post_init__(self) -> None:
         if self.path is None:
@@ -545,11 +546,21 @@ def analyze(host: Host, install, env: Optional[Mapping[str, str]] = None,
     return _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes)
 
 
-def _filters(env: Mapping[str, str], version: Optional[str], d_era: bool):
+def cuda_jetpack(host: Host, env: Mapping[str, str], arm64: bool) -> str:
+    """discover/gpu.go cudaJetpack: arm64 only; JETSON_JETPACK's major, else /etc/nv_tegra_release."""
+    if not arm64:
+        return ""
+    tegra = env.get("JETSON_JETPACK", "")
+    if tegra:
+        return "jetpack" + tegra.split(".")[0]
+    m = re.search(r" R(\d+) ", host.read_text("/etc/nv_tegra_release") or "")
+    return {"35": "jetpack5", "36": "jetpack6"}.get(m.group(1), "") if m else ""
+
+
+def _filters(env: Mapping[str, str], version: Optional[str], d_era: bool, jetpack: str = ""):
     requested = _env_var(env, "OLLAMA_LLM_LIBRARY")
     if requested.startswith("mlx_") and eras.rule("llm_library_mlx_exempt", version, False):
         requested = ""
-    jetpack = _env_var(env, "JETSON_JETPACK")
     vulkan_rule = eras.rule("vulkan", version)
     vulkan_on = (_env_var(env, "OLLAMA_VULKAN") not in FALSE_VALUES) if d_era else _env_bool(env, "OLLAMA_VULKAN")
 
@@ -558,7 +569,7 @@ def _filters(env: Mapping[str, str], version: Optional[str], d_era: bool):
         if requested and base != requested:
             return f"OLLAMA_LLM_LIBRARY={requested} does not match this folder's name ({base})"
         if jetpack and base != "cuda_" + jetpack:
-            return f"JETSON_JETPACK={jetpack}: only cuda_{jetpack} is probed"
+            return f"a JetPack ({jetpack}) was detected: only cuda_{jetpack} is probed"
         if not jetpack and "cuda_jetpack" in base and eras.rule("jetpack_dir_needs_detection", version):
             return "a JetPack folder and no JetPack was detected"
         if vulkan_rule and "vulkan" in base and not vulkan_on:
@@ -573,7 +584,7 @@ def _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes)
     glob = f"{lib_dir}/*/*ggml-*"
     matches, dirs = glob_libdirs(host, lib_dir)
     lib_dirs = list(dirs) or [""]
-    requested, skip = _filters(server_env, version, d_era)
+    requested, skip = _filters(server_env, version, d_era, cuda_jetpack(host, server_env, loader.kind[0] == 183))
     probes: Dict[str, Probe] = {}
     skipped: Dict[str, str] = {}
     if lib_dir:
@@ -599,8 +610,13 @@ def _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes)
     findings: List[Finding] = []
     if lib_dir and host.isdir(lib_dir):
         for folder in _folders(host, lib_dir):
-            backends.append(_verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested,
-                                        runner_started, d_era))
+            v = _verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested, runner_started, d_era)
+            if not v.probed and folder != lib_dir and not d_era and host.exists(f"{folder}/libggml-cuda.so"):
+                # What would happen if the filter let it through (e.g. after unsetting the variable).
+                env_if = dict(server_env)
+                env_if["LD_LIBRARY_PATH"] = ":".join([lib_dir, folder] + _split_list(server_env.get("LD_LIBRARY_PATH")))
+                v = dataclasses.replace(v, if_probed=loader.verdict(f"{folder}/libggml-cuda.so", env_if))
+            backends.append(v)
     elif lib_dir:
         notes.append(f"{lib_dir} does not exist: discovery probes it alone and finds no backend")
     if requested and not runner_started and skipped:
@@ -742,9 +758,148 @@ def _fail_text(load: Optional[LoadVerdict], env: Mapping[str, str]) -> str:
 
 
 # -- era B ---------------------------------------------------------------------------------------
+# discover/gpu_linux.go (v0.4.0–v0.12.3): where the server's cgo discovery globs for libcuda.
+NVCUDA_GLOBS = (
+    "/usr/local/cuda*/targets/*/lib/libcuda.so*", "/usr/lib/*-linux-gnu/nvidia/current/libcuda.so*",
+    "/usr/lib/*-linux-gnu/libcuda.so*", "/usr/lib/wsl/lib/libcuda.so*", "/usr/lib/wsl/drivers/*/libcuda.so*",
+    "/opt/cuda/lib*/libcuda.so*", "/usr/local/cuda/lib*/libcuda.so*", "/usr/lib*/libcuda.so*",
+    "/usr/local/lib*/libcuda.so*",
+)
+CUDART_GLOBS = (
+    "/usr/local/cuda/lib64/libcudart.so*", "/usr/lib/x86_64-linux-gnu/nvidia/current/libcudart.so*",
+    "/usr/lib/x86_64-linux-gnu/libcudart.so*", "/usr/lib/wsl/lib/libcudart.so*",
+    "/usr/lib/wsl/drivers/*/libcudart.so*", "/opt/cuda/lib64/libcudart.so*",
+    "/usr/local/cuda*/targets/aarch64-linux/lib/libcudart.so*",
+    "/usr/lib/aarch64-linux-gnu/nvidia/current/libcudart.so*", "/usr/lib/aarch64-linux-gnu/libcudart.so*",
+    "/usr/local/cuda/lib*/libcudart.so*", "/usr/lib*/libcudart.so*", "/usr/local/lib*/libcudart.so*",
+)
+_META = re.compile(r"[*?\[]")
+
+
+def host_glob(host: Host, pattern: str) -> List[str]:
+    """Go's filepath.Glob inside the root: folders must stat as folders, names match by name."""
+    if not _META.search(pattern):
+        return [pattern] if _lexists(host, pattern) else []
+    folder, name = posixpath.split(pattern)
+    folders = host_glob(host, folder) if _META.search(folder) else [folder]
+    out: List[str] = []
+    for d in folders:
+        if host.isdir(d):
+            out += [f"{d.rstrip('/')}/{n}" for n in host.listdir(d) if fnmatch.fnmatchcase(n, name)]
+    return out
+
+
+def _readlink_chain(host: Host, path: str) -> str:
+    """FindGPULibs: follow os.Readlink until it fails (a dangling chain ends at the missing target)."""
+    for _ in range(40):
+        parent = host.resolve(posixpath.dirname(path))
+        real_parent = parent.final if parent.ok else posixpath.dirname(path)
+        target = host.readlink(f"{real_parent.rstrip('/')}/{posixpath.basename(path)}")
+        if target is None:
+            return path
+        path = target if target.startswith("/") else posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    return path
+
+
+def find_gpu_libs(host: Host, lib_dir: str, server_env: Mapping[str, str], base: str,
+                  defaults: Sequence[str], cwd: str = "/") -> List[str]:
+    """discover/gpu.go FindGPULibs: bundled folder, LD_LIBRARY_PATH, then the given globs;
+    every match followed through its links; duplicates dropped."""
+    patterns = [f"{lib_dir}/{base}"] if lib_dir else []
+    for p in (server_env.get("LD_LIBRARY_PATH") or "").split(":"):
+        patterns.append(posixpath.join(p if p.startswith("/") else posixpath.join(cwd, p), base))
+    patterns += list(defaults)
+    candidates: List[str] = []
+    for pat in patterns:
+        if "PhysX" in pat:
+            continue
+        for m in host_glob(host, posixpath.normpath(pat)):
+            lib = _readlink_chain(host, m)
+            if lib not in candidates:
+                candidates.append(lib)
+    return candidates
+
+
+def _dlopen_lazy(host: Host, loader: "_Loader", path: str, env: Mapping[str, str],
+                 wanted: Sequence[str]) -> Optional[str]:
+    """dlopen(RTLD_LAZY) then dlsym of `wanted`: None when it works, else why not."""
+    from probes.loader import resolve_tree
+
+    info = read_elf(host, path)
+    if not info.is_elf:
+        return info.error or "not an ELF file"
+    if (info.machine_code, info.elf_class) != loader.kind:
+        return "wrong ELF class (skipping 32bit library)"
+    tree = resolve_tree(host, path, env, preload=False)
+    bad = [n.name for n in tree.unresolved() if n.name not in loader.runner_loaded]
+    if bad:
+        return f"{bad[0]}: cannot open shared object file"
+    usable = {x.name for x in info.exports if x.default_version or x.version is None}
+    lacking = [n for n in wanted if n not in usable]
+    return f"symbol lookup for {lacking[0]} failed" if lacking else None
+
+
+def _cudart_fallback(host: Host, lib_dir: str, server_env: Mapping[str, str], loader: "_Loader",
+                     cwd: str) -> Tuple[Optional[str], List[Tuple[str, str]]]:
+    """When no libcuda works: libcudart (bundled cuda_v*/ first), which dlopens libcuda.so.1 by name."""
+    from probes.loader import find_library
+    from probes.shim import required
+
+    cands = find_gpu_libs(host, lib_dir, server_env, "libcudart.so*",
+                          ([f"{lib_dir}/cuda_v*/libcudart.so*"] if lib_dir else []) + list(CUDART_GLOBS), cwd)
+    names = required()["eras"].get("v0.4.0-v0.12.3", {}).get("cudart", ())
+    tried: List[Tuple[str, str]] = []
+    for c in cands:
+        why = _dlopen_lazy(host, loader, c, server_env, names)
+        if why is None:
+            res = find_library(host, "libcuda.so.1", server_env)
+            if not res.found:
+                why = "cudart cannot find libcuda.so.1 (cudaErrorInsufficientDriver)"
+            else:
+                e = read_elf(host, res.found)
+                usable = {x.name for x in e.exports if x.default_version or x.version is None}
+                fallback = required().get("libcuda_cudart_fallback_elf_without_getprocaddress", ())
+                if "cuGetProcAddress_v2" not in usable and not all(n in usable for n in fallback):
+                    why = f"{res.found} has neither cuGetProcAddress_v2 nor cudart's fallback names"
+                else:
+                    tried.append((c, f"loads; cudart uses {res.found}"))
+                    return c, tried
+        tried.append((c, why))
+    return None, tried
+
+
+def discovery_b(host: Host, lib_dir: str, server_env: Mapping[str, str], loader: "_Loader",
+                cwd: str = "/") -> Tuple[Optional[str], List[Tuple[str, str]]]:
+    """Era B's GPU discovery in the server: libcuda (nvcuda), else cudart.
+    Returns (library used or None, [(candidate, outcome)])."""
+    from probes.shim import required
+
+    candidates = find_gpu_libs(host, lib_dir, server_env, "libcuda.so*", NVCUDA_GLOBS, cwd)
+    wanted = required().get("libcuda_ollama_legacy", ())
+    tried: List[Tuple[str, str]] = []
+    for c in candidates:
+        why = _dlopen_lazy(host, loader, c, server_env, wanted)
+        if why is None:
+            tried.append((c, "loads (cuInit and the device count are run-time facts)"))
+            return c, tried
+        tried.append((c, why))
+    found, more = _cudart_fallback(host, lib_dir, server_env, loader, cwd)
+    return found, tried + more
+
+
 def _analyze_b(host, install, loader, server_env, version, era, lib_dir, notes) -> ScanReport:
     """Era B: cgo discovery in the server; the model runner gets one CUDA folder."""
     entries = host.listdir(lib_dir) if lib_dir else []
+    cwd = getattr(getattr(install, "service", None), "working_directory", None) or "/"
+    found, tried = discovery_b(host, lib_dir, server_env, loader, cwd)
+    if found:
+        notes.append(f"discovery (in the server, cgo) uses {found}")
+    else:
+        why = "; ".join(f"{c}: {o}" for c, o in tried[:4]) or "no libcuda.so* or libcudart.so* in the " \
+            "bundled folder, LD_LIBRARY_PATH or the driver folders"
+        notes.append(f"discovery (in the server, cgo) finds no usable libcuda or libcudart ({why}): "
+                     "no GPU, so the model runner gets no CUDA folder")
+        entries = []  # a CPU-only result: RunnerName() is "cpu", so no CUDA folder is compatible
     requested = _env_var(server_env, "OLLAMA_LLM_LIBRARY")
     bundled = eras.rule("bundled_cuda_dirs", version) or ("cuda_v12",)
     compatible: List[str] = []
@@ -786,6 +941,11 @@ def _analyze_b(host, install, loader, server_env, version, era, lib_dir, notes) 
             elif folder == lib_dir:
                 backends.append(BackendVerdict(folder, name, bool(probes), False,
                                                "searched by every runner (CPU backends)"))
+            elif not found and name.split("_", 1)[0] == "cuda":
+                backends.append(BackendVerdict(folder, name, False, False,
+                                               "not used: discovery in the server found no usable libcuda "
+                                               "(era B globs fixed driver folders, not ld.so.cache), so the "
+                                               "model runner gets no CUDA folder"))
             elif name in compatible:
                 backends.append(BackendVerdict(folder, name, False, False,
                                                "a CUDA folder, but another one was chosen for the runner"))

@@ -558,5 +558,11 @@ def take(host: Host, name: str = "", options: Any = None) -> Dict[str, Any]:
 
 
 def compare_with(name: str, host: Host, options: Any = None, folder: Optional[str] = None) -> List[Change]:
-    """What differs between the saved snapshot `name` and this host now."""
+    """What differs between the saved snapshot `name` and this host now (builds a report)."""
     return diff(load(name, folder), take(host, "now", options))
+
+
+def diff_report(name: str, report: Any, folder: Optional[str] = None) -> List[Change]:
+    """What differs between the saved snapshot `name` and a report already built (the TUI's
+    "compare with…" on the findings pane: no second scan)."""
+    return diff(load(name, folder), capture(report, "now"))

@@ -381,9 +381,6 @@ class Tracer:
             argv += ["-E", f"{k}={v}"]
         return argv + ["--"]
 
-    def simulator_args(self) -> List[str]:
-        return []
-
     def finish(self) -> List[str]:
         """Turn tracing off in the service configuration (systemd); returns what was done."""
         if self.change_id is None:

@@ -138,3 +138,21 @@ def test_header_facts_equal_readelf_dynamic_section():
         assert list(info.needed) == needed, path
         assert info.soname == (soname[0] if soname else None), path
         assert list(info.runpath) == (runpath[0].split(":") if runpath else []), path
+
+
+def test_exports_command_json_equals_readelf():
+    """The command a user runs (`vgpu-tui exports LIB --json`) on a few of them, end to end."""
+    import json
+
+    files = sample()[::60][:3]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for path in files:
+        proc = subprocess.run([sys.executable, "-m", "tui", "exports", path, "--json"], capture_output=True,
+                              text=True, cwd=root)
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads(proc.stdout)
+        got = [(e["name"] if e["version"] is None else f"{e['name']}{'@@' if e['default_version'] else '@'}{e['version']}",
+                e["type"], e["bind"]) for e in data["exports"]]
+        ref = readelf_exports(path)
+        # Names that are not UTF-8 come back as U+FFFD in JSON; none of these have any.
+        assert got == ref, path

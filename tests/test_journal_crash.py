@@ -113,6 +113,7 @@ def _needs_root(case):
         pytest.skip("ldconfig -r needs root")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_kill_during_apply_at_every_step(tmp_path, case):
     _needs_root(case)
@@ -145,6 +146,7 @@ def test_kill_during_apply_at_every_step(tmp_path, case):
         assert not [p for p in _tmp_files(vm)], step
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_kill_during_undo_at_every_step(tmp_path, case):
     _needs_root(case)

@@ -39,6 +39,7 @@ def test_healthy_vm_finds_the_stub_through_the_roots_cache(tmp_path):
 @pytest.mark.parametrize("fault,finding,text", [
     ("shim-missing-fatal", "shim-incomplete", "undefined symbol: cuMemCreate"),
     ("cublas-missing", "backend-lib-missing", "libcublas.so.12: cannot open shared object file"),
+    # on a machine with its own NVIDIA driver, that driver's libcuda.so.1 must not count
     ("ldcache-stale", "backend-lib-missing", "libcuda.so.1: cannot open shared object file"),
 ])
 def test_backend_faults_give_the_dlerror_ollama_discards(tmp_path, fault, finding, text):

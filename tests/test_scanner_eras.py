@@ -1,6 +1,8 @@
 """The scanner model for eras B and D on the same sandbox tree (--assume-version)."""
 from __future__ import annotations
 
+import os
+
 from probes.ollama import find_install
 from probes.sandbox.builder import add_library, build_vm, write_dropin
 from probes.scanner import analyze
@@ -8,8 +10,26 @@ from probes.scanner import analyze
 LIB = "/usr/local/lib/ollama"
 
 
+def with_system_libcuda(vm):
+    """A driver-style libcuda in /usr/lib/x86_64-linux-gnu, where era B's globs look."""
+    add_library(vm, "libcuda.so.1", "/usr/lib/x86_64-linux-gnu/libcuda.so.580.159.04")
+    os.symlink("libcuda.so.580.159.04", vm.real("/usr/lib/x86_64-linux-gnu/libcuda.so.1"))
+    return vm
+
+
+def test_era_b_discovery_globs_not_the_cache(tmp_path):
+    vm = build_vm(str(tmp_path / "vm"))  # the shim is in /opt/vgpu/lib, known only to ld.so.cache
+    rep = analyze(vm.host, find_install(vm.host, {"assume_version": "0.9.6"}))
+    assert rep.predicted_library == "cpu"
+    assert "not used: discovery in the server found no usable libcuda" in rep.backend(LIB + "/cuda_v12").reason
+    with_system_libcuda(vm)
+    rep = analyze(vm.host, find_install(vm.host, {"assume_version": "0.9.6"}))
+    assert rep.predicted_library == "cuda"
+    assert any("/usr/lib/x86_64-linux-gnu/libcuda.so.580.159.04" in n for n in rep.notes)  # links followed
+
+
 def test_era_b_model_runner(tmp_path):
-    vm = build_vm(str(tmp_path / "vm"))
+    vm = with_system_libcuda(build_vm(str(tmp_path / "vm")))
     write_dropin(vm, "override.conf", {"OLLAMA_LLM_LIBRARY": "cuda"})
     inst = find_install(vm.host, {"assume_version": "0.9.6"})
     rep = analyze(vm.host, inst)
@@ -21,7 +41,7 @@ def test_era_b_model_runner(tmp_path):
 
 
 def test_era_b_runner_before_v067_searches_ld_library_path(tmp_path):
-    vm = build_vm(str(tmp_path / "vm"))
+    vm = with_system_libcuda(build_vm(str(tmp_path / "vm")))
     rep = analyze(vm.host, find_install(vm.host, {"assume_version": "0.6.0"}))
     assert rep.probes[0].searched[0] == LIB + "/cuda_v12"  # LD_LIBRARY_PATH order, not OLLAMA_LIBRARY_PATH
 

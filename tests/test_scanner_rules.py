@@ -63,3 +63,12 @@ def test_unreadable_runtime_for_the_service_user(tmp_path):
         return
     v = scan(vm).backend(LIB + "/cuda_v12")
     assert not v.would_load and "Permission denied" in v.reason and "user ollama" in v.reason
+
+
+def test_skipped_folder_says_what_would_happen(tmp_path):
+    vm = build_vm(str(tmp_path / "vm"), faults=("llm-library-no-match",))
+    v = scan(vm).backend(LIB + "/cuda_v12")
+    assert not v.probed and v.if_probed is not None and v.if_probed.ok
+    vm2 = build_vm(str(tmp_path / "vm2"), faults=("llm-library-no-match", "cublas-missing"))
+    v = scan(vm2).backend(LIB + "/cuda_v12")
+    assert not v.if_probed.ok and "libcublas.so.12" in v.if_probed.error

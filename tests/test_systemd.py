@@ -149,3 +149,20 @@ def test_env_file_format():
     d = {k: v for k, v, _ in items}
     assert d == {"A": "1", "C": "x yz", "D": "ab", "E": "spaced"}
     assert warns  # 'export B' is not a valid name for systemd
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_dropin_order_matches_systemd_analyze(tmp_path):
+    write(tmp_path, "/usr/lib/systemd/system/ollama.service", "[Service]\nExecStart=/usr/bin/ollama serve\n")
+    write(tmp_path, "/usr/lib/systemd/system/ollama.service.d/20-a.conf", "[Service]\nEnvironment=A=1\n")
+    write(tmp_path, "/etc/systemd/system/ollama.service.d/20-a.conf", "[Service]\nEnvironment=A=2\n")
+    write(tmp_path, "/run/systemd/system/ollama.service.d/10-b.conf", "[Service]\nEnvironment=B=1\n")
+    write(tmp_path, "/usr/local/lib/systemd/system/ollama.service.d/30-c.conf", "[Service]\nEnvironment=C=1\n")
+    proc = subprocess.run(["systemd-analyze", f"--root={tmp_path}", "cat-config", "systemd/system/ollama.service"],
+                          capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        pytest.skip(f"systemd-analyze cat-config failed: {proc.stderr.strip()}")
+    real = [l[2 + len(str(tmp_path)):] for l in proc.stdout.splitlines() if l.startswith("# " + str(tmp_path))]
+    unit = load_service(Host(str(tmp_path)), "ollama")
+    assert [unit.path] + list(unit.dropins) == real
+    assert unit.configured_env() == {"B": "1", "A": "2", "C": "1"}

@@ -133,13 +133,14 @@ class VgpuApp(App):
         self.timings["mounted"] = time.perf_counter()
         for pane in (self.query_one(FindingsPane), self.query_one(ChangesPane)):
             pane.readonly = self.readonly
-        self.call_after_refresh(self._first_paint)
         self._apply_layout()
         self.query_one(FindingsPane).focus_main()
-        self.prepare()
+        self.call_after_refresh(self._first_paint)
 
     def _first_paint(self) -> None:
+        """The first frame is on the screen: only now start the work (it competes for the GIL)."""
         self.timings.setdefault("first_paint", time.perf_counter())
+        self.prepare()
 
     def on_resize(self, event) -> None:
         self._apply_layout()

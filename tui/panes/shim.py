@@ -19,6 +19,7 @@ from tui.panes.data import Snapshot
 TIERS = ("fatal", "conditional", "degrading", "informational")
 TIER_STYLES = {"fatal": "bold red", "conditional": "red", "degrading": "yellow", "informational": "dim"}
 MODES = ("all", "missing", "diff")
+COLUMNS = ("name", "status", "version", "note")
 MODE_LABELS = {"all": "exports + missing", "missing": "missing only", "diff": "diff to real driver"}
 
 
@@ -161,7 +162,6 @@ class ShimPane(Pane):
         yield Static("", id="shim-head")
         yield Input(placeholder="filter (regex), Enter to apply, Esc to close", id="shim-filter")
         table = ShimTable(id="shim-table", cursor_type="row", zebra_stripes=False)
-        table.add_columns("name", "status", "version", "note")
         yield table
 
     def on_mount(self) -> None:
@@ -218,7 +218,8 @@ class ShimPane(Pane):
         shim = self.current
         head = Text(no_wrap=True, overflow="ellipsis")
         table = self.query_one(ShimTable)
-        table.clear()
+        table.clear(columns=True)  # columns sized again for what the view shows
+        table.add_columns(*COLUMNS)
         if shim is None:
             self.query_one("#shim-head", Static).update(head)
             return
@@ -226,7 +227,9 @@ class ShimPane(Pane):
         head.append(f"{self.index + 1}/{len(self.shims)} ", style="dim")
         head.append(str(shim.get("path") or "?"), style="bold")
         if shim.get("via"):
-            head.append(f" [{shim['via']}]", style="cyan")
+            from tui.panes.libinfo import VIA_LABELS
+
+            head.append(" " + VIA_LABELS.get(shim["via"], f"[{shim['via']}]"), style="cyan")
         head.append(f"  SONAME {shim.get('soname') or '(none)'} ELF{shim.get('elf_class') or '?'}", style="dim")
         check = shim.get("check") or {}
         head.append("\n")
