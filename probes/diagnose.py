@@ -36,6 +36,12 @@ DEEP_DIRS = ("/opt", "/usr/local", "/srv", "/home", "/root")
 SYSTEM_DIRS = ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib",
                "/lib", "/usr/lib/wsl/lib", "/usr/local/cuda/lib64", "/usr/local/nvidia/lib64")
 SEARCH_DEPTH = 4
+# Compute capabilities each bundled CUDA backend is compiled for, Ollama 0.13.0-0.24.x
+# (ollama-discovery.md §3.4); under GGML_CUDA_INIT=1 validation the device's must be listed.
+COMPILED_ARCHS = {
+    "cuda_v12": ("50", "52", "60", "61", "70", "75", "80", "86", "89", "90", "90a", "120"),
+    "cuda_v13": ("75", "80", "86", "87", "89", "90", "90a", "100", "103", "110", "120", "121"),
+}
 SEARCH_LIMIT = 4000  # folder entries looked at per search: bounded on a huge /usr
 
 
@@ -269,6 +275,36 @@ def rule_driver_too_old(f: Facts) -> List[Finding]:
         (f"cuDriverGetVersion = {version}",),
         fix_manual(f, "upgrade the driver, or make the shim's cuDriverGetVersion report at least " + str(needed)),
     )]
+
+
+def rule_device_reports(f: Facts) -> List[Finding]:
+    """What the driver (or shim) says about each device, read by the load probe: compute
+    capability outside the backend's compiled list, or no memory."""
+    devices = _items(g(f.probe, "libcuda"), "devices")
+    folders = [posixpath.basename(str(g(b, "dir"))) for b in backends(f.scan) if g(b, "would_load") and is_cuda_backend(b)]
+    archs = [COMPILED_ARCHS[x] for x in folders if x in COMPILED_ARCHS]
+    out = []
+    for d in devices:
+        cc = str(g(d, "compute", "") or "").replace(".", "")
+        if cc and archs and not any(cc in a for a in archs) and era(f).upper().startswith("C"):
+            out.append(Finding(
+                "compute-not-compiled", "unsupported-compute", "error",
+                f"{g(d, 'name', 'the GPU')} reports compute capability {g(d, 'compute')}, which "
+                f"{' and '.join(folders)} is not compiled for",
+                "Discovery validates each device with GGML_CUDA_INIT=1, which aborts the runner unless the compute "
+                "capability is exactly one of the compiled architectures; the device is then dropped.",
+                (f"cuDeviceGetAttribute: compute {g(d, 'compute')}", f"compiled: {', '.join(archs[0])}"),
+                fix_manual(f, "make the shim report a real, supported compute capability (e.g. 8.0, 8.6, 8.9 or 9.0)",
+                           "then: vgpu-tui relaunch")))
+        if g(d, "total_memory") == 0:
+            out.append(Finding(
+                "device-zero-memory", "oom-or-vram", "error",
+                f"{g(d, 'name', 'the GPU')} reports 0 bytes of memory, so no model layer fits on it",
+                "Ollama places layers by the total and free memory the device reports.",
+                (f"cuDeviceTotalMem: 0 ({g(d, 'uuid', '')})",),
+                fix_manual(f, "make the shim's cuMemGetInfo / cuDeviceTotalMem and NVML's memory info report real values",
+                           "then: vgpu-tui relaunch")))
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -824,6 +860,7 @@ def rule_preload(f: Facts) -> List[Finding]:
 
 
 def rule_env_not_applied(f: Facts) -> List[Finding]:
+    """The unit's environment changed since the server started (a drop-in not yet applied)."""
     running = env_running(f)
     if running is None:
         return []
@@ -831,16 +868,21 @@ def rule_env_not_applied(f: Facts) -> List[Finding]:
     changed = [n for n in GPU_VARS if configured.get(n) != running.get(n)]
     if not changed:
         return []
-    evidence = tuple(f"{n}: configured {configured.get(n, '(unset)')!r}, running {running.get(n, '(unset)')!r}"
+    sources = {str(g(d, "name")): g(d, "source") for d in _items(f.install, "env_differences")}
+    evidence = tuple(f"{n}: the unit{' (' + str(sources[n]) + ')' if sources.get(n) else ''} says "
+                     f"{configured.get(n, '(unset)')!r}, the running server has {running.get(n, '(unset)')!r}"
                      for n in changed)
     broken_now = f.scan_running is not None and not cuda_loads(f.scan_running)
     fixed_next = cuda_loads(f.scan)
-    sev = "error" if (broken_now and fixed_next) or _log_says_cpu(f) and fixed_next else "warning"
+    sev = "error" if fixed_next and (broken_now or _log_says_cpu(f)) else "warning"
+    names = ", ".join(changed)
     return [Finding(
         "env-not-applied", _category_of_var(changed[0]), sev,
-        "The running Ollama was started before the current service environment: "
-        + ", ".join(changed) + " differ" + (" (a restart gives the GPU)" if fixed_next else ""),
-        "A drop-in takes effect only when the service is restarted.",
+        f"The running Ollama predates its service environment: {names} "
+        + ("differs" if len(changed) == 1 else "differ")
+        + (" — a restart gives the GPU" if fixed_next else ""),
+        "systemd applies a drop-in only when the service is restarted; the server still runs with the "
+        "environment it was started with.",
         evidence,
         fix_relaunch(f),
     )]
@@ -934,7 +976,7 @@ def _probe_findings(f: Facts) -> List[Finding]:
 
 
 RULES: Tuple[Callable[[Facts], List[Finding]], ...] = (
-    rule_driver_too_old,
+    rule_driver_too_old, rule_device_reports,
     rule_driver_lib_not_found, rule_ldcache, rule_shim_exports, rule_shim, rule_nvml,
     rule_no_ollama, rule_lib_dir, rule_install, rule_backend_placement, rule_backend_folder, rule_loads_twice,
     rule_llm_library, rule_library_path, rule_visible_devices, rule_preload, rule_env_not_applied,

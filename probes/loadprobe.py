@@ -501,8 +501,8 @@ def _backend(path: str, run: _Run, pm: _PathMap, ld_path: Optional[str]) -> Back
 def _leak_text(what: str, leaked: Sequence[str]) -> str:
     """The loader's message the VM would give, for a library only this machine supplied."""
     name = os.path.basename(leaked[0])
-    return (f"{name}: cannot open shared object file: No such file or directory (predicted: inside "
-            f"the inspected root {what} finds no {name}; only this machine has {', '.join(leaked)})")
+    return (f"{name}: cannot open shared object file: No such file or directory (predicted for {what} "
+            f"in the VM: no {name} inside the inspected root; only this machine has {', '.join(leaked)})")
 
 
 def _base_for(host: Host, env: Mapping[str, str]) -> str:

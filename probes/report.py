@@ -8,10 +8,9 @@ so `report --json` always prints an object with schema/root/ollama/findings/verd
 from __future__ import annotations
 
 import dataclasses
-import os
 import posixpath
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from probes import diagnose
 from probes.diagnose import Facts, g

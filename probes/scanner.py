@@ -17,7 +17,14 @@ For the version's era (ollama-discovery.md §2, §3; era C = v0.12.4–v0.24 exa
    driver symbol (cu*) is exported by the libcuda.so.1 it gets (or a preload), and it has
    `ggml_backend_init`.
 
-Every folder of the tree gets a BackendVerdict whose `reason` is the one line `tree` shows.
+Every folder of the tree gets a BackendVerdict whose `reason` is the one line `tree` shows
+(a complete sentence starting "probed", "not probed", "given to", "not used"...).
+
+Era B (v0.5.8–v0.12.3): the GPU is found in the server (libcuda by FindGPULibs' globs, links
+followed, the 10 legacy symbols; else cudart, which needs libcuda.so.1 by name); the model
+runner then gets one CUDA folder (exact RunnerName/OLLAMA_LLM_LIBRARY, else the cuda_* family).
+Era D (v0.30+): each probe is a llama-server scanning its own folder, plus GGML_BACKEND_PATH =
+the first libggml-*.so* of the GPU folder. Era A: not modelled (runners are executables).
 """
 from __future__ import annotations
 
@@ -423,8 +430,9 @@ def _scan_folder(host: Host, loader: _Loader, folder: str, env: Mapping[str, str
             continue
         if not host.exists(base):
             r = host.resolve(base)
+            what = "symlink loop" if r.status == "loop" else f"dangling symlink (→ {r.final})"
             files.append(FileConsidered(base, name, "base-name", False,
-                                        f"dangling symlink (→ {r.final}): ggml's existence check fails, never opened"))
+                                        f"{what}: ggml's existence check fails, never opened"))
             continue
         v = loader.verdict(base, env)
         files.append(FileConsidered(base, name, "base-name", True,
@@ -725,8 +733,9 @@ def _verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested, runner_
                                       f"not probed: OLLAMA_LLM_LIBRARY={requested} matches no folder{tail}")
         return BackendVerdict(folder, name, False, False, f"not probed: {skipped[folder]}{tail}")
     if not host.exists(folder):
-        return BackendVerdict(folder, name, False, False,
-                              "not probed: a dangling folder link (the glob's os.Stat fails)")
+        r = host.resolve(folder)
+        what = "a folder link in a loop" if r.status == "loop" else f"a dangling folder link (→ {r.final})"
+        return BackendVerdict(folder, name, False, False, f"not probed: {what}; the glob's os.Stat fails")
     deep = _deep_cuda(host, folder)
     if deep:
         return BackendVerdict(folder, name, False, False,

@@ -108,3 +108,26 @@ def test_ld_preload_in_the_service_environment_naming_nothing(tmp_path):
     found = [x for x in report.findings if x.category == "preload-broken"]
     assert found and found[0].fix is not None and found[0].fix.kind == "unset"
     assert found[0].fix.args == {"name": "LD_PRELOAD"}
+
+
+# -- what only a GPU can say: a fake load-probe result (no GPU here), on a real sandbox's facts --
+def _fake_gpu_probe(compute, total):
+    from probes import loadprobe as lp
+    dev = lp.CudaDevice(0, "FAKE-GPU", compute, "GPU-00000000-0000-0000-0000-000000000000", total)
+    cuda = lp.LibcudaResult("/opt/vgpu/lib/libcuda.so.1", True, None, 0, 13000, 1, (dev,))
+    nvml = lp.NvmlResult("/opt/vgpu/lib/libnvidia-ml.so.1", True, None, 0, 1, "580.159.04")
+    return lp.ProbeResult(cuda, nvml, (), False, None, False, ())
+
+
+@pytest.mark.parametrize("compute,total,category", [("3.5", 80 << 30, "unsupported-compute"),
+                                                    ("9.0", 0, "oom-or-vram")])
+def test_what_the_driver_reports_about_the_device_is_judged(tmp_path, compute, total, category):
+    import dataclasses
+    from probes import diagnose
+    vm = _vm(tmp_path)
+    facts = _report(vm.root).facts
+    found = diagnose.diagnose(dataclasses.replace(facts, probe=_fake_gpu_probe(compute, total)))
+    errs = [x for x in found if x.severity == "error"]
+    assert errs and errs[0].category == category and "FAKE-GPU" in errs[0].title
+    assert not [x for x in diagnose.diagnose(dataclasses.replace(facts, probe=_fake_gpu_probe("9.0", 80 << 30)))
+                if x.severity == "error"]

@@ -107,3 +107,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert out.stderr.strip().count("\n") == 0 and "absent.log" in out.stderr
     out = vgpu("report", "--root", str(tmp_path / "no-such-root"))
     assert out.returncode == 2 and "not a folder" in out.stderr
+
+
+def test_a_healthy_vm_with_the_load_probe_cries_no_wolf(tmp_path):
+    vm = builder.build_vm(str(tmp_path / "vm"), simulate=True)
+    out = vgpu("report", "--root", vm.root, "--json")
+    assert out.returncode == 0, out.stdout[-3000:]
+    d = json.loads(out.stdout)
+    assert d["verdict"]["gpu_ready"] is True and d["verdict"]["summary"].startswith("GPU ready")
+    assert d["probe"]["libcuda"]["loaded"] is True
+    assert not [f for f in d["findings"] if f["severity"] == "error"]
+    assert any(b["would_load"] for b in d["backends"]) and d["log"]["library"] == "cuda"

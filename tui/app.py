@@ -104,6 +104,7 @@ class VgpuApp(App):
         self.active = "findings"
         self.zoomed = False
         self._layout_key: Optional[tuple] = None
+        self._lit: Optional[Pane] = None  # the pane whose border shows the focus
         self.last_compare: Optional[tuple] = None
         self.timings: Dict[str, float] = {"start": time.perf_counter()}
         self._owns_ctx = ctx is None
@@ -176,7 +177,11 @@ class VgpuApp(App):
         node = widget
         while node is not None and not isinstance(node, Pane):
             node = node.parent
-        if isinstance(node, Pane) and node.id != self.active:
+        if isinstance(node, Pane) and node is not self._lit:
+            if self._lit is not None:
+                self._lit.mark_active(False)
+            node.mark_active(True)
+            self._lit = node
             self.active = node.id
             self._apply_layout()
 
