@@ -64,7 +64,30 @@ def common_options(suppress: bool) -> argparse.ArgumentParser:
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Common options that take a value: skipped when looking for the subcommand's name.
+_VALUE_OPTIONS = {"--root", "--demo-dir", "--ollama", "--assume-version", "--log", "--gpu"}
+
+
+def _chosen_command(argv: Sequence[str]) -> Optional[str]:
+    """The subcommand named on the command line, found without parsing it fully."""
+    names = {n for n, _, _ in COMMANDS}
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--":
+            return None
+        elif token in _VALUE_OPTIONS:
+            skip = True
+        elif not token.startswith("-"):
+            return token if token in names else None
+    return None
+
+
+def build_parser(argv: Optional[Sequence[str]] = None) -> argparse.ArgumentParser:
+    """The parser. Only the chosen subcommand's module is imported (all of them when `argv`
+    is None, e.g. for tests), so one command's imports never slow down or break another."""
+    chosen = _chosen_command(argv) if argv is not None else None
     parser = argparse.ArgumentParser(
         prog="vgpu-tui",
         description="Find out why Ollama uses the CPU although a (virtual) NVIDIA GPU is there, "
@@ -75,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     shared = common_options(suppress=True)
     for name, module, help_text in COMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text, parents=[shared])
-        _command_module(module).add_arguments(p)
+        if argv is None or name == chosen:
+            _command_module(module).add_arguments(p)
     return parser
 
 
@@ -84,8 +108,9 @@ def _command_module(module: str):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
     try:
         if args.command is None:
             return _run_app(args)

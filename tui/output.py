@@ -13,19 +13,20 @@ _COLOURS = {
 }
 
 
-def colour_enabled(stream: TextIO = sys.stdout) -> bool:
+def colour_enabled(stream: Optional[TextIO] = None) -> bool:
     """Colour only for a terminal, and never when NO_COLOR is set (no-color.org)."""
+    stream = stream or sys.stdout
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def paint(text: str, colour: str, stream: TextIO = sys.stdout) -> str:
+def paint(text: str, colour: str, stream: Optional[TextIO] = None) -> str:
     if not colour_enabled(stream) or colour not in _COLOURS:
         return text
     return f"\033[{_COLOURS[colour]}m{text}\033[0m"
 
 
-def emit_json(value: Any, stream: TextIO = sys.stdout) -> None:
-    stream.write(to_json(value) + "\n")
+def emit_json(value: Any, stream: Optional[TextIO] = None) -> None:
+    (stream or sys.stdout).write(to_json(value) + "\n")
 
 
 def table(rows: Sequence[Sequence[str]], header: Optional[Sequence[str]] = None, gap: int = 2) -> List[str]:
@@ -44,6 +45,7 @@ def table(rows: Sequence[Sequence[str]], header: Optional[Sequence[str]] = None,
     return lines
 
 
-def print_lines(lines: Iterable[str], stream: TextIO = sys.stdout) -> None:
+def print_lines(lines: Iterable[str], stream: Optional[TextIO] = None) -> None:
+    stream = stream or sys.stdout
     for line in lines:
         stream.write(line + "\n")
