@@ -112,15 +112,11 @@ def tree_lines(tree: TreeNode, verdicts: Mapping[str, str]) -> List[str]:
 
 
 def _verdict_text(b) -> str:
-    """One line per backend folder: the scanner's verdict (probes.scanner.BackendVerdict)."""
+    """One line per backend folder: the scanner's verdict (probes.scanner.BackendVerdict),
+    whose reason is already a whole sentence ("probed ...", "not probed: ...")."""
     reason = str(getattr(b, "reason", "") or "")
-    if getattr(b, "would_load", False):
-        return paint(f"[scanner: {getattr(b, 'name', '')} loads]" + (f" {reason}" if reason else ""), "green")
-    if getattr(b, "probed", False):
-        return paint(f"[scanner: probed, does not load: {reason}]", "red")
-    if reason.startswith("not probed"):
-        return paint(f"[scanner: {reason}]", "yellow")
-    return paint(f"[scanner: not probed: {reason}]", "yellow")
+    colour = "green" if getattr(b, "would_load", False) else ("red" if getattr(b, "probed", False) else "yellow")
+    return paint(f"[scanner: {reason}]", colour)
 
 
 def run(args, ctx) -> int:
