@@ -132,6 +132,11 @@ def cuda_loads(scan: Any) -> bool:
     return any(g(b, "would_load", False) and is_cuda_backend(b) for b in backends(scan))
 
 
+def modelled(scan: Any) -> bool:
+    """The scanner model applies to this version (not to the era of embedded runners)."""
+    return scan is not None and g(scan, "predicted_library") != "unknown"
+
+
 def failed_loads(f: Facts) -> List[Tuple[Any, Any]]:
     """(verdict, LoadVerdict) of every probed CUDA backend whose dlopen the model says fails."""
     out = []
@@ -522,7 +527,7 @@ def rule_lib_dir(f: Facts) -> List[Finding]:
     if f.install is None or not g(f.install, "real_binary"):
         return []
     prepared = [str(g(t, "path")) for t in _items(f.install, "other_trees") if g(t, "has_cuda_backend", False)]
-    if not prepared or cuda_loads(f.scan):
+    if not prepared or cuda_loads(f.scan) or not modelled(f.scan):
         return []
     binary = str(g(f.install, "binary") or g(f.install, "real_binary"))
     target = prepared[0]
@@ -561,6 +566,40 @@ def rule_no_ollama(f: Facts) -> List[Finding]:
         "Without the binary its library folder, version and scanner rules are unknown.",
         tuple(str(n) for n in _items(f.install, "notes")[:4]) or ("no ollama.service, no `ollama serve` process, no ollama on PATH",),
         fix_manual(f, "install Ollama (curl -fsSL https://ollama.com/install.sh | sh), or name it: vgpu-tui report --ollama PATH"),
+    )]
+
+
+def rule_scanner(f: Facts) -> List[Finding]:
+    """probes.scanner's own findings (e.g. an OLLAMA_LLM_LIBRARY that matches no folder)."""
+    return [x for x in _items(f.scan, "findings") if isinstance(x, Finding)]
+
+
+# Words of the scanner's reason for a CUDA folder -> the category, for a failure no rule above
+# explains (first match wins).
+REASON_CATEGORIES = (
+    (("OLLAMA_LLM_LIBRARY",), "wrong-library-override"),
+    (("libcuda", "driver", "cu"), "driver-lib-not-found"),
+    (("glob", "exact name", "levels", "never chosen", "not used"), "backend-lib-not-scanned"),
+    ((), "backend-lib-missing"),
+)
+
+
+def scanner_reason(f: Facts) -> List[Finding]:
+    """The scanner's own words for why no CUDA folder loads, when no rule explained it."""
+    if not modelled(f.scan) or cuda_loads(f.scan):
+        return []
+    cuda = [b for b in backends(f.scan) if is_cuda_backend(b)]
+    if not cuda:
+        return []
+    b = cuda[0]
+    reason = str(g(b, "reason", ""))
+    category = next(c for words, c in REASON_CATEGORIES if not words or any(w in reason for w in words))
+    return [Finding(
+        "scanner-no-cuda", category, "error",
+        f"Ollama {g(f.install, 'version', '') or ''} will not load the CUDA backend in {g(b, 'dir')}: {reason}".replace("  ", " "),
+        "The scanner model of this Ollama version predicts a CPU-only discovery.",
+        tuple(f"{g(x, 'dir')}: {g(x, 'reason')}" for x in backends(f.scan))[:6],
+        fix_manual(f, "see the reason above; vgpu-tui tree shows each folder as this Ollama sees it"),
     )]
 
 
@@ -978,7 +1017,7 @@ def _probe_findings(f: Facts) -> List[Finding]:
 RULES: Tuple[Callable[[Facts], List[Finding]], ...] = (
     rule_driver_too_old, rule_device_reports,
     rule_driver_lib_not_found, rule_ldcache, rule_shim_exports, rule_shim, rule_nvml,
-    rule_no_ollama, rule_lib_dir, rule_install, rule_backend_placement, rule_backend_folder, rule_loads_twice,
+    rule_no_ollama, rule_lib_dir, rule_install, rule_scanner, rule_backend_placement, rule_backend_folder, rule_loads_twice,
     rule_llm_library, rule_library_path, rule_visible_devices, rule_preload, rule_env_not_applied,
 )
 
@@ -995,6 +1034,8 @@ def diagnose(facts: Facts, notes: Optional[List[str]] = None) -> List[Finding]:
     for rule in RULES:
         found.extend(_run(rule, facts, notes))
     found = merge(found)
+    if not any(x.severity == "error" for x in found):
+        found += _run(scanner_reason, facts, notes)
     disagreement = _run(rule_scanner_vs_log, facts, notes) + _run(rule_scanner_vs_probe, facts, notes)
     explained = any(x.severity == "error" for x in found)
     for witness in disagreement + _log_findings(facts):
