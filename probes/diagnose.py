@@ -799,7 +799,8 @@ def _missing_dep(f: Facts, b: Any, folder: str, missing: List[str]) -> Finding:
 def rule_llm_library(f: Facts) -> List[Finding]:
     env = env_effective(f)
     value = env.get("OLLAMA_LLM_LIBRARY")
-    if value is None or value == "":
+    # Eras C/D filter discovery by it; era B ignores a value that names no folder.
+    if not value or not modelled(f.scan) or not era(f).upper().startswith(("C", "D")):
         return []
     ld = lib_dir(f) or "lib/ollama"
     folders = sorted({posixpath.basename(str(g(b, "dir", ""))) for b in backends(f.scan)
@@ -822,7 +823,8 @@ def rule_llm_library(f: Facts) -> List[Finding]:
     good = [posixpath.basename(str(g(b, "dir"))) for b in backends(_unfiltered(f)) if g(b, "would_load") and is_cuda_backend(b)]
     return [Finding(
         "llm-library-wrong-folder", "wrong-library-override", "error",
-        f"OLLAMA_LLM_LIBRARY={value} selects a folder whose backend does not load, and filters out {good[0]}",
+        f"OLLAMA_LLM_LIBRARY={value} selects a folder whose backend does not load, and filters out "
+        f"{good[0] if good else 'the one that does'}",
         "Only the named folder is probed.",
         (f"OLLAMA_LLM_LIBRARY={value}",),
         fix_unset(f, "OLLAMA_LLM_LIBRARY"),
@@ -1017,8 +1019,9 @@ def _probe_findings(f: Facts) -> List[Finding]:
 RULES: Tuple[Callable[[Facts], List[Finding]], ...] = (
     rule_driver_too_old, rule_device_reports,
     rule_driver_lib_not_found, rule_ldcache, rule_shim_exports, rule_shim, rule_nvml,
-    rule_no_ollama, rule_lib_dir, rule_install, rule_scanner, rule_backend_placement, rule_backend_folder, rule_loads_twice,
+    rule_no_ollama, rule_lib_dir, rule_install, rule_backend_placement, rule_backend_folder, rule_loads_twice,
     rule_llm_library, rule_library_path, rule_visible_devices, rule_preload, rule_env_not_applied,
+    rule_scanner,  # the scanner's own findings last: a rule's twin (with its evidence) is kept
 )
 
 
@@ -1128,6 +1131,15 @@ def _same_subject(a: Finding, b: Finding) -> bool:
     return bool(_subjects(a) & _subjects(b))
 
 
+def _on_this_system(f: Facts, x: Finding) -> Finding:
+    """A probe's `vgpu-tui ...` command, pointed at the inspected system (--root/--demo-dir)."""
+    cmd = x.fix.command if x.fix is not None else ""
+    if not f.root_option or not cmd.startswith("vgpu-tui ") or cmd.startswith("vgpu-tui " + f.root_option):
+        return x
+    fixed = "vgpu-tui " + f.root_option + cmd[len("vgpu-tui "):]
+    return dataclasses.replace(x, fix=dataclasses.replace(x.fix, command=fixed))
+
+
 def finish(f: Facts, findings: List[Finding]) -> List[Finding]:
     """Give an error that still has no fix the generic one for its kind."""
     out = []
@@ -1139,7 +1151,7 @@ def finish(f: Facts, findings: List[Finding]) -> List[Finding]:
             good = good_driver_candidates(f, names[0]) if names else []
             if good and lib_dir(f):
                 x = dataclasses.replace(x, fix=fix_symlink(f, posixpath.join(lib_dir(f), names[0]), good[0]))
-        out.append(x)
+        out.append(_on_this_system(f, x))
     return out
 
 

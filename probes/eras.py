@@ -100,6 +100,47 @@ RULES: Tuple[Tuple[str, str, str, Any], ...] = (
     ("bundled_cuda_dirs", "0.11.11", "", ("cuda_v12", "cuda_v13")),
     # NVML used for free VRAM on Linux (§4.2).
     ("nvml_linux", "0.12.6", "0.29.99", True),
+    # -- era D (§2.3; llm/llama_binary.go, llm/llama_server.go, discover/cuda_compat.go) --
+    # Where FindLlamaServer looks for llama-server, in order (os.Stat only: any file type, the
+    # execute bit is not checked). "{lib}" = LibOllamaPath, "{exe}" = dir of the resolved
+    # executable, "{cwd}" = the server's working directory; entries with "*" are globs of
+    # build outputs (llama-server-cuda/rocm/darwin ranked first, then by name).
+    ("llama_server_candidates", "0.30.0", "",
+     ("{lib}/llama-server", "{exe}/../lib/ollama/llama-server", "{exe}/build/lib/ollama/llama-server",
+      "{exe}/dist/linux-{arch}/lib/ollama/llama-server", "{exe}/dist/linux_{arch}/lib/ollama/llama-server",
+      "{cwd}/build/lib/ollama/llama-server", "{cwd}/dist/linux-{arch}/lib/ollama/llama-server",
+      "{cwd}/dist/linux_{arch}/lib/ollama/llama-server",
+      "{exe}/build/llama-server-*/bin/llama-server", "{cwd}/build/llama-server-*/bin/llama-server")),
+    # GGML_BACKEND_PATH = first (sorted) match in the first GPU dir that is not LibOllamaPath,
+    # skipping names starting with these prefixes (compared lower-cased).
+    ("ggml_backend_path_pattern", "0.30.0", "", "libggml-*.so*"),
+    ("ggml_backend_path_excluded", "0.30.0", "", ("libggml-base", "libggml-cpu")),
+    # llama/server/CMakeLists.txt: CMAKE_INSTALL_RPATH "$ORIGIN" for llama-server and its libraries.
+    ("ggml_rpath_origin", "0.30.0", "", True),
+    # discover/runner.go: a JetPack whose cuda_jetpackN folder is missing is ignored (624cada95).
+    ("jetpack_missing_dir_fallback", "0.31.2", "", True),
+    # filterIntegratedGPUs: integrated devices dropped unless OLLAMA_IGPU_ENABLE (CUDA allowed
+    # by default; an explicit OLLAMA_IGPU_ENABLE decides for every library).
+    ("igpu_filter", "0.30.0", "", ("CUDA",)),
+    ("probe_failure_message", "0.12.4", "0.29.99", "failure during GPU discovery"),
+    ("probe_failure_message", "0.30.0", "", "failure during llama-server GPU discovery"),
+    # filterOldCUDADriver, applied to devices found through a folder named cuda_v12. The NVIDIA
+    # driver major comes from NVML (nvmlSystemGetDriverVersion in `ollama gpu-discover`); the
+    # runtime version from the highest libcudart.so.MAJOR.MINOR in the probe's dirs, else the
+    # folder name cuda_vN (= N.0). Each check drops a device when every condition holds:
+    # runtime_major/runtime_minor_min (the runtime), driver_below, cc_major_below (the GPU).
+    # "needs" = what must hold before the driver is even asked ("old-compute": some CUDA device
+    # of compute major < 7; "cuda": any CUDA device); "unknown" = the WARN when NVML gives none.
+    ("cuda_driver_filter", "0.30.0", "0.30.10",
+     {"dir": "cuda_v12", "needs": "old-compute",
+      "unknown": "could not verify NVIDIA driver compatibility for an older NVIDIA GPU",
+      "checks": ({"driver_below": 570, "cc_major_below": 7, "required": "570 or newer"},)}),
+    ("cuda_driver_filter", "0.30.11", "",
+     {"dir": "cuda_v12", "needs": "cuda",
+      "unknown": "could not verify NVIDIA driver compatibility for CUDA",
+      "checks": ({"runtime_major": 12, "runtime_minor_min": 4, "driver_below": 550, "required": "550 or newer"},
+                 {"runtime_major": 12, "runtime_minor_min": 8, "driver_below": 570, "cc_major_below": 7,
+                  "required": "570 or newer"})}),
     # Keys of required.json "eras" (per-era dlsym lists), for the shim check.
     ("symbol_era", "0.1.18", "0.1.29", "v0.1.18-v0.1.29"),
     ("symbol_era", "0.1.30", "0.1.33", "v0.1.30-v0.1.33"),

@@ -131,3 +131,24 @@ def test_what_the_driver_reports_about_the_device_is_judged(tmp_path, compute, t
     assert errs and errs[0].category == category and "FAKE-GPU" in errs[0].title
     assert not [x for x in diagnose.diagnose(dataclasses.replace(facts, probe=_fake_gpu_probe("9.0", 80 << 30)))
                 if x.severity == "error"]
+
+
+def test_a_library_override_choosing_the_broken_folder_over_a_working_one(tmp_path):
+    import shutil
+    vm = _vm(tmp_path)
+    broken = vm.lib_dir + "/cuda_v13"
+    shutil.copytree(vm.real(vm.backend_dir), vm.real(broken), symlinks=True)
+    for name in os.listdir(vm.real(broken)):
+        if name.startswith("libcudart.so"):
+            os.unlink(vm.real(f"{broken}/{name}"))
+    builder.write_dropin(vm, "20-gpu.conf", {"OLLAMA_LLM_LIBRARY": "cuda_v13"})
+    builder.set_running_env(vm)
+    _serve(vm.root)
+    report = _report(vm.root)
+    first = _first_error(report)
+    assert first.category in ("wrong-library-override", "backend-lib-missing")
+    ids = [x.id for x in report.findings]
+    assert "llm-library-wrong-folder" in ids, ids
+    override = next(x for x in report.findings if x.id == "llm-library-wrong-folder")
+    assert "cuda_v12" in override.title and override.fix.kind == "unset"
+    _fix_and_see_gpu(vm.root, override)

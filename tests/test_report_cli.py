@@ -68,6 +68,7 @@ def test_the_printed_fix_command_works_as_printed(tmp_path):
     fix_line = next(line for line in out.stdout.splitlines() if line.startswith("Fix: "))
     argv = shlex.split(fix_line[len("Fix: "):])
     assert argv[0] == "vgpu-tui"
+    assert argv[1:4] == ["--demo", "--demo-dir", demo], argv  # never this machine
     done = vgpu(*argv[1:])
     assert done.returncode == 0, done.stderr
     sim = subprocess.run([sys.executable, "-m", "probes.sandbox.simulator", "serve", "--root", demo],

@@ -18,7 +18,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from probes.errors import ToolError
 from tui.panes import actions, data
@@ -27,6 +27,7 @@ from tui.panes.changes import ChangesPane
 from tui.panes.device import DevicePane
 from tui.panes.findings import FindingsPane
 from tui.panes.header import VerdictBar
+from tui.panes.keybar import KeyBar
 from tui.panes.libtree import LibTreePane
 from tui.panes.log import LogPane
 from tui.panes.shim import ShimPane
@@ -128,7 +129,7 @@ class VgpuApp(App):
                     yield FindingsPane()
                     yield ChangesPane()
                 yield LogPane()
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.timings["mounted"] = time.perf_counter()

@@ -2,14 +2,14 @@
 
 Textual's Footer re-mounts a widget per key whenever the focus moves (a relayout of the
 screen: tens of ms a key on a busy 2-core VM). This bar renders the same active bindings as
-one Text and only updates it; a click on a key runs its action, as with the Footer.
+one Text and only repaints itself; a click on a key runs its action, as with the Footer.
 """
 from __future__ import annotations
 
 from typing import List, Tuple
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 KEY_NAMES = {"slash": "/", "question_mark": "?", "right_square_bracket": "]", "left_square_bracket": "[",
              "escape": "esc", "exclamation_mark": "!", "ctrl+p": "^p", "ctrl+r": "^r", "f1": "F1",
@@ -21,7 +21,7 @@ def key_text(key: str) -> str:
     return KEY_NAMES.get(first, first)
 
 
-class KeyBar(Static):
+class KeyBar(Widget):
     """Every key the focused widget, its pane, the screen and the app offer (show=True)."""
 
     DEFAULT_CSS = """
@@ -34,16 +34,23 @@ class KeyBar(Static):
     """
 
     def __init__(self, **kwargs) -> None:
-        super().__init__("", **kwargs)
+        super().__init__(**kwargs)
+        self._text = Text()
         self._spans: List[Tuple[int, int, str, object]] = []
         self._last = None
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._changed)
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
         self.call_after_refresh(self.render_keys)
+
+    def _theme_changed(self, theme) -> None:
+        self._last = None
+        self.render_keys()
 
     def on_unmount(self) -> None:
         self.screen.bindings_updated_signal.unsubscribe(self)
+        self.app.theme_changed_signal.unsubscribe(self)
 
     def _changed(self, screen) -> None:
         if screen is self.screen:
@@ -75,7 +82,11 @@ class KeyBar(Static):
             t.append(("palette" if b.action == "command_palette" else b.description) + " ",
                      style="" if enabled else "dim")
             self._spans.append((start, len(t.plain), b.action, node))
-        self.update(t)
+        self._text = t
+        self.refresh()  # one fixed line: no layout (Static.update would lay the screen out again)
+
+    def render(self) -> Text:
+        return self._text
 
     async def on_click(self, event) -> None:
         for start, end, action, node in self._spans:

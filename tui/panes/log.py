@@ -84,6 +84,7 @@ class LogPane(Pane):
         self.highlighter = SignatureHighlighter()
         self._last_width = 0
         self._subtitle = ""
+        self._rewrap = None  # the pending re-wrap after a resize
         self.received = 0
         self._pending: Deque[str] = collections.deque(maxlen=MAX_PENDING)
 
@@ -231,10 +232,14 @@ class LogPane(Pane):
         self.update_subtitle()
 
     def on_resize(self) -> None:
+        """Re-wrap for the new width, once the size has settled and only while shown."""
         width = self.size.width
-        if self.model.wrap and width != self._last_width:
-            self.rebuild()
+        if not self.model.wrap or width == self._last_width or width == 0 or not self.display:
+            return
         self._last_width = width
+        if self._rewrap is not None:
+            self._rewrap.stop()
+        self._rewrap = self.set_timer(0.15, self.rebuild)
 
     # -- keys -------------------------------------------------------------------------
     def open_filter(self) -> None:

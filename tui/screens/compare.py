@@ -11,8 +11,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
+from tui.panes.keybar import KeyBar
 from tui.panes.data import VERDICT_CPU, VERDICT_GPU, VERDICT_LABELS, log_state
 
 STATE_STYLE = {VERDICT_GPU: "bold black on green", VERDICT_CPU: "bold white on red", "unknown": "bold black on yellow"}
@@ -86,7 +87,7 @@ class CompareScreen(ModalScreen[None]):
             yield Static(Text("Discovery: before and after the last relaunch", style="bold"))
             with VerticalScroll():
                 yield CompareView()
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(CompareView).show(self.before, self.after)

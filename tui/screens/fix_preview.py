@@ -13,8 +13,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Button, Static
+from textual.widgets import Button, Static
 
+from tui.panes.keybar import KeyBar
 from probes.errors import ToolError
 from tui.panes import actions
 
@@ -87,7 +88,7 @@ class FixPreviewScreen(ModalScreen[Optional[actions.Preview]]):
             with Horizontal():
                 yield Button("Apply (y)", variant="warning", id="fix-apply", disabled=True)
                 yield Button("Cancel (n)", id="fix-cancel")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.plan()

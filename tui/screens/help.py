@@ -8,7 +8,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
+
+from tui.panes.keybar import KeyBar
+
 
 INTRO = (
     "vgpu-tui shows why Ollama runs on the CPU although a (virtual) NVIDIA GPU is there. "
@@ -68,7 +71,7 @@ class HelpScreen(ModalScreen[None]):
         body.append("Esc, q or ? closes this screen.", style="dim")
         with VerticalScroll():
             yield Static(body, id="help-body")
-        yield Footer()
+        yield KeyBar()
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

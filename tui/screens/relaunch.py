@@ -16,9 +16,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Log, Static
+from textual.widgets import Log, Static
 from textual.worker import get_current_worker
 
+from tui.panes.keybar import KeyBar
 from probes.errors import ToolError
 from probes.facts import to_plain
 from tui.panes.logmodel import strip_timestamp
@@ -108,7 +109,7 @@ class RelaunchScreen(ModalScreen[Optional[dict]]):
             log = Log(max_lines=5000, highlight=True, id="watch-log")
             log.highlighter = SignatureHighlighter()
             yield log
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(CompareView).show(self.before, None, "waiting for discovery…")
