@@ -587,25 +587,44 @@ def _findings(host, pci, nodes, modules, driver, user, declared, nvidia_in_use) 
                            "it on first use. A service started before it was loaded may keep failing.",
                            ("/sys/module/nvidia_uvm: missing",),
                            Fix("manual", {"command": "nvidia-modprobe -u -c=0"})))
-    for n in nodes:
-        if n.required and not n.exists:
-            out.append(Finding(f"node-missing{n.path.replace('/', '-')}", "device-nodes-missing", "error",
-                               f"{n.path} is missing",
-                               f"CUDA opens {n.path}; without it cuInit fails (often CUDA_ERROR_NO_DEVICE or "
-                               "CUDA_ERROR_UNKNOWN).", (_ls_line(n),),
-                               Fix("manual", {"command": "nvidia-modprobe -u -c=0"})))
-        elif n.exists and not n.char_device and (n.required or n.kind != "other"):
-            out.append(Finding(f"node-not-char{n.path.replace('/', '-')}", "device-nodes-missing", "error",
-                               f"{n.path} is not a character device",
-                               "A regular file or folder stands where the device node should be; "
-                               "the driver cannot be reached through it.", (_ls_line(n),),
-                               Fix("manual", {"command": f"rm {n.path} && nvidia-modprobe -u -c=0"})))
-        elif n.exists and n.service_user_access is False and n.required:
-            out.append(Finding(f"node-no-access{n.path.replace('/', '-')}", "device-nodes-missing", "error",
-                               f"User {user.name} cannot open {n.path}",
-                               f"{user.name} {n.access_reason}. Ollama's service runs as {user.name}, so its "
-                               "runners see no GPU although root does.",
-                               (_ls_line(n), f"{user.name}: uid={user.uid} groups={','.join(user.groups)}"),
-                               Fix("manual", {"command": f"usermod -aG {n.group} {user.name}"
-                                              if n.group not in (None, "root") else f"chmod 0666 {n.path}"})))
+    out.extend(_node_findings(nodes, user))
     return tuple(out)
+
+
+def _node_findings(nodes, user) -> List[Finding]:
+    """One finding per cause (missing, not a device, not openable by the service user),
+    listing every node it affects: three missing nodes are one problem with one fix."""
+    missing = [n for n in nodes if n.required and not n.exists]
+    not_char = [n for n in nodes if n.exists and not n.char_device and (n.required or n.kind != "other")]
+    no_access = [n for n in nodes if n.exists and n.char_device is not False and n.required
+                 and n.service_user_access is False and n not in not_char]
+    out: List[Finding] = []
+    if missing:
+        names = ", ".join(n.path for n in missing)
+        out.append(Finding(
+            "nvidia-nodes-missing", "device-nodes-missing", "error",
+            f"{names} {'is' if len(missing) == 1 else 'are'} missing",
+            "CUDA opens these device nodes; without them cuInit fails (often CUDA_ERROR_NO_DEVICE "
+            "or CUDA_ERROR_UNKNOWN).", tuple(_ls_line(n) for n in missing),
+            Fix("manual", {"command": "nvidia-modprobe -u -c=0"})))
+    if not_char:
+        names = ", ".join(n.path for n in not_char)
+        out.append(Finding(
+            "nvidia-nodes-not-char", "device-nodes-missing", "error",
+            f"{names}: not a character device",
+            "A regular file or folder stands where the device node should be; "
+            "the driver cannot be reached through it.", tuple(_ls_line(n) for n in not_char),
+            Fix("manual", {"command": "rm " + " ".join(n.path for n in not_char) + " && nvidia-modprobe -u -c=0"})))
+    if no_access:
+        names = ", ".join(n.path for n in no_access)
+        groups = sorted({n.group for n in no_access if n.group not in (None, "root")})
+        command = (f"usermod -aG {','.join(groups)} {user.name}" if groups
+                   else "chmod 0666 " + " ".join(n.path for n in no_access))
+        out.append(Finding(
+            "nvidia-nodes-no-access", "device-nodes-missing", "error",
+            f"User {user.name} cannot open {names}",
+            f"{user.name} {no_access[0].access_reason}. Ollama's service runs as {user.name}, so its "
+            "runners see no GPU although root does.",
+            tuple(_ls_line(n) for n in no_access) + (f"{user.name}: uid={user.uid} groups={','.join(user.groups)}",),
+            Fix("manual", {"command": command})))
+    return out

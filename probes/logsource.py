@@ -13,22 +13,29 @@ consumer asks for them (the pipe applies back-pressure), and an over-long line i
 * `ProcessSource(argv or proc)` — the output of an Ollama this tool started.
 
 `service_log_source(host)` picks the right one for a Host; `recent_service_lines(host)`
-reads the recent lines once, for `vgpu-tui logs` without FILE.
+reads the recent lines once, for `vgpu-tui logs` without FILE. `journal_argv` is the one
+place a journalctl command line is built.
+
+`SyncTail(source)` reads any of them from synchronous code (the relaunch watch): bounded,
+non-blocking reads that run the async source in a private event loop, so rotation,
+truncation, journalctl and the unavailable states have one implementation.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import os
 import shutil
 import time
-from typing import AsyncIterator, Deque, List, Optional, Sequence, Tuple, Union
+from typing import AsyncIterator, Deque, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import aiofiles
 
 from probes.errors import ToolError
 
 MAX_LINE = 64 * 1024  # longer lines are cut (a runaway line must not grow memory)
+JOURNAL_OUTPUT = "short-iso"  # journald's prefix with a year and zone; probes.logs reads it
 SANDBOX_LOG = "/var/log/ollama/ollama.log"
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
 JOURNALD_SOCKET = "/run/systemd/journal"
@@ -60,6 +67,12 @@ class LogSource:
     async def _lines(self) -> AsyncIterator[str]:  # pragma: no cover - overridden
         if False:
             yield ""
+
+    async def start(self) -> None:
+        """Open the file or start the process now (idempotent); iteration does it otherwise."""
+
+    def stop_following(self) -> None:
+        """Read what is there now, then end (a file); a process or journal ends on its own."""
 
     async def close(self) -> None:
         if self.state in (STARTING, RUNNING):
@@ -217,44 +230,66 @@ async def _merge(streams: Sequence[asyncio.StreamReader]) -> AsyncIterator[bytes
             t.cancel()
 
 
+def journal_argv(unit: str = "ollama", *, follow: bool = False, since: Optional[str] = None,
+                 after_cursor: Optional[str] = None, lines: Optional[int] = None,
+                 output: str = JOURNAL_OUTPUT, show_cursor: bool = False, files: Sequence[str] = (),
+                 directory: Optional[str] = None, journalctl: str = "journalctl") -> List[str]:
+    """The journalctl command line for the unit's log (the only place one is built)."""
+    argv = [journalctl, "--no-pager", "-u", unit, "-o", output]
+    if follow:
+        argv.append("-f")
+    if after_cursor:
+        argv += ["--after-cursor", after_cursor]
+    elif since:
+        argv += ["--since", since]
+    if lines is not None:
+        argv += ["-n", str(lines)]
+    elif after_cursor or since:
+        # -f implies -n 10, which keeps only the last 10 entries after a cursor (measured with
+        # journalctl 252): a relaunch must see every line from the restart on
+        argv += ["-n", "all"]
+    else:
+        argv += ["-n", "200"] if follow else ["-n", "all"]
+    if show_cursor:
+        argv.append("--show-cursor")
+    for f in files:
+        argv += ["--file", os.path.abspath(f)]  # -f cannot watch a relative --file
+    if directory:
+        argv += ["--directory", os.path.abspath(directory)]
+    return argv
+
+
 class JournalSource(ProcessSource):
-    """`journalctl -u UNIT [-f] -o short-iso`, asynchronously; `since` for a relaunch."""
+    """`journalctl -u UNIT [-f] -o short-iso`, asynchronously; `since` or `after_cursor` for a
+    relaunch. `env` is the environment journalctl runs with (its PATH finds journalctl);
+    `check_journald=False` skips the is-journald-running check (a caller that knows systemd runs)."""
 
     _STDERR = asyncio.subprocess.PIPE  # kept apart: it says why nothing came (permissions)
     # journalctl's own messages that are not log lines
     _MARKERS = ("-- No entries --", "-- Logs begin", "-- Journal begins", "-- Boot ", "-- Reboot --")
 
     def __init__(self, unit: str = "ollama", since: Optional[str] = None, follow: bool = True,
-                 lines: Optional[int] = None, output: str = "short-iso",
+                 lines: Optional[int] = None, output: str = JOURNAL_OUTPUT,
                  files: Sequence[str] = (), directory: Optional[str] = None,
-                 journalctl: str = "journalctl") -> None:
+                 journalctl: str = "journalctl", after_cursor: Optional[str] = None,
+                 env: Optional[Mapping[str, str]] = None, check_journald: Optional[bool] = None) -> None:
         self.unit = unit
-        exe = journalctl if "/" in journalctl else (shutil.which(journalctl) or journalctl)
-        argv = [exe, "--no-pager", "-u", unit, "-o", output]
-        if follow:
-            argv.append("-f")
-        if since:
-            argv += ["--since", since]
-        if lines is not None:
-            argv += ["-n", str(lines)]
-        elif not since:
-            argv += ["-n", "all"] if not follow else ["-n", "200"]
-        for f in files:
-            argv += ["--file", f]
-        if directory:
-            argv += ["--directory", directory]
-        super().__init__(argv)
+        path = (env if env is not None else os.environ).get("PATH", os.defpath)
+        exe = journalctl if "/" in journalctl else (shutil.which(journalctl, path=path) or journalctl)
+        argv = journal_argv(unit, follow=follow, since=since, after_cursor=after_cursor, lines=lines,
+                            output=output, files=files, directory=directory, journalctl=exe)
+        super().__init__(argv, env=dict(env) if env is not None else None)
         self.name = f"journal {unit}"
-        self._local = not files and not directory
+        self._check = (not files and not directory) if check_journald is None else check_journald
 
     async def start(self) -> None:
-        if self.proc is not None:
+        if self.proc is not None or self.state == UNAVAILABLE:
             return
         exe = self._argv[0] if self._argv else "journalctl"
         if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
             self._unavailable("no journald (journalctl not found)")
             return
-        if self._local and not _journald_running():
+        if self._check and not _journald_running():
             self._unavailable("no journald (systemd-journald is not running)")
             return
         await super().start()
@@ -266,14 +301,18 @@ class JournalSource(ProcessSource):
             return
         self.state = RUNNING
         err_task = asyncio.ensure_future(proc.stderr.read(8192)) if proc.stderr else None
-        async for raw in _stream_lines(proc.stdout):
-            line = _decode(raw)
-            if line.startswith(self._MARKERS):
-                continue
-            self.lines_read += 1
-            yield line
-        self.returncode = await proc.wait()
-        err = _decode(await err_task) if err_task is not None else ""
+        try:
+            async for raw in _stream_lines(proc.stdout):
+                line = _decode(raw)
+                if line.startswith(self._MARKERS):
+                    continue
+                self.lines_read += 1
+                yield line
+            self.returncode = await proc.wait()
+            err = _decode(await err_task) if err_task is not None else ""
+        finally:
+            if err_task is not None and not err_task.done():
+                err_task.cancel()  # the consumer stopped early (close, cancel)
         problem = _journal_problem(err)
         if problem:
             self._unavailable(problem)
@@ -293,12 +332,17 @@ def _journal_problem(stderr: str) -> Optional[str]:
 
 
 class FileSource(LogSource):
-    """A log file followed like `tail -F`: survives rotation (rename + new file) and truncation."""
+    """A log file followed like `tail -F`: survives rotation (rename + new file) and truncation.
+
+    Where reading starts: `offset` (a byte offset; negative: that many bytes before the end,
+    from the next whole line), else the start (`from_start`) or the end. A file that appears
+    only later is read from its start. `stop_following()` makes it read to the end and stop.
+    """
 
     name = "file"
 
     def __init__(self, path: str, from_start: bool = True, follow: bool = True, poll: float = 0.05,
-                 chunk: int = 256 * 1024) -> None:
+                 chunk: int = 256 * 1024, offset: Optional[int] = None) -> None:
         super().__init__()
         self.path = path
         self.name = f"file {path}"
@@ -306,13 +350,43 @@ class FileSource(LogSource):
         self.follow = follow
         self.poll = poll
         self.chunk = chunk
+        self.offset = offset
         self.rotations = 0
         self.truncations = 0
         self._closed = False
+        self._started = False
+        self._fh = None  # opened by start(), handed to the reading generator
+        self._st: Optional[os.stat_result] = None
+        self._skip_first = False
+
+    def stop_following(self) -> None:
+        self.follow = False
 
     async def close(self) -> None:
         self._closed = True
+        if self._fh is not None:
+            await self._fh.close()
+            self._fh = None
         await super().close()
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        fh, st = await self._open()
+        if fh is None:
+            return
+        size = st.st_size
+        if self.offset is not None:
+            pos = self.offset if self.offset >= 0 else max(0, size + self.offset)
+            if pos > size:
+                pos = 0  # shorter than where we were told to start: it was truncated since
+            if self.offset < 0 and pos > 0:
+                self._skip_first = os.pread(fh.fileno(), 1, pos - 1) != b"\n"
+        else:
+            pos = 0 if self.from_start else size
+        await fh.seek(pos)
+        self._fh, self._st = fh, st
 
     async def _open(self):
         try:
@@ -326,22 +400,43 @@ class FileSource(LogSource):
         except IsADirectoryError:
             self._unavailable(f"{self.path}: is a folder")
             return None, None
+        except OSError as exc:
+            self._unavailable(f"{self.path}: {exc.strerror or exc}")
+            return None, None
         st = os.fstat(fh.fileno())
         self.state = RUNNING
         self.reason = None
         return fh, st
 
+    @staticmethod
+    def _split(partial: bytes, data: bytes, drop: bool) -> Tuple[List[str], bytes, bool]:
+        """Complete lines of partial+data, the new partial line, and whether the rest of a
+        line is being dropped (a runaway line cut at MAX_LINE, or the line a negative offset
+        fell into)."""
+        if drop:
+            nl = data.find(b"\n")
+            if nl < 0:
+                return [], b"", True
+            data, drop = data[nl + 1:], False
+        *complete, partial = (partial + data).split(b"\n")
+        out = [_decode(raw[:MAX_LINE]) for raw in complete]
+        if len(partial) > MAX_LINE:
+            out.append(_decode(partial[:MAX_LINE]))
+            partial, drop = b"", True
+        return out, partial, drop
+
     async def _lines(self) -> AsyncIterator[str]:
-        fh, st = await self._open()
+        await self.start()
+        fh, st = self._fh, self._st
+        self._fh = None  # the generator owns it now
         while fh is None:
             if not self.follow or self._closed:
                 return
             await asyncio.sleep(self.poll)
-            fh, st = await self._open()
-        if not self.from_start:
-            await fh.seek(0, os.SEEK_END)
+            fh, st = await self._open()  # created later: read from its start
         partial = b""
         mark = b""  # the last bytes read: a rewrite after a truncation changes them
+        drop = self._skip_first
         idle = False
         try:
             while not self._closed:
@@ -353,12 +448,14 @@ class FileSource(LogSource):
                             data = await fh.read(self.chunk)
                             if not data:
                                 break
-                            partial += data
-                        for raw in partial.split(b"\n"):
-                            if raw:
+                            lines, partial, drop = self._split(partial, data, drop)
+                            for line in lines:
                                 self.lines_read += 1
-                                yield _decode(raw[:MAX_LINE])
-                        partial, mark = b"", b""
+                                yield line
+                        if partial and not drop:
+                            self.lines_read += 1
+                            yield _decode(partial)
+                        partial, mark, drop = b"", b"", False
                         await fh.close()
                         fh, st = await self._open()
                         if fh is None:
@@ -368,7 +465,7 @@ class FileSource(LogSource):
                         self.rotations += 1
                     elif change == "truncated":
                         self.truncations += 1
-                        partial, mark = b"", b""
+                        partial, mark, drop = b"", b"", False
                         await fh.seek(0)
                 data = await fh.read(self.chunk)
                 if data:
@@ -376,22 +473,21 @@ class FileSource(LogSource):
                     # since the consumer may pause for any time between two lines
                     idle = len(data) < self.chunk
                     mark = (mark + data)[-32:]
-                    partial += data
-                    *complete, partial = partial.split(b"\n")
-                    for raw in complete:
+                    lines, partial, drop = self._split(partial, data, drop)
+                    for line in lines:
                         self.lines_read += 1
-                        yield _decode(raw[:MAX_LINE])
-                    if len(partial) > MAX_LINE:  # a runaway line: cut it
-                        self.lines_read += 1
-                        yield _decode(partial[:MAX_LINE])
-                        partial = b""
+                        yield line
                     continue
                 if not self.follow:
-                    break
+                    if idle:
+                        break
+                    idle = True  # one last look for a rotation before stopping
+                    continue
                 await asyncio.sleep(self.poll)
                 idle = True
-            if partial:
-                yield _decode(partial[:MAX_LINE])
+            if partial and not drop:
+                self.lines_read += 1
+                yield _decode(partial)
         finally:
             if fh is not None:
                 await fh.close()
@@ -418,7 +514,7 @@ class FileSource(LogSource):
         return None
 
     async def _wait_reopen(self):
-        while not self._closed:
+        while not self._closed and self.follow:
             await asyncio.sleep(self.poll)
             fh, st = await self._open()
             if fh is not None:

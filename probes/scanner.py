@@ -32,7 +32,7 @@ import dataclasses
 import fnmatch
 import posixpath
 import re
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from probes import eras
 from probes.elf import read_elf
@@ -92,10 +92,18 @@ class Probe:
     files: Tuple[FileConsidered, ...]
     loaded: Tuple[Tuple[str, str], ...]  # (backend, path) predicted to load
     kind: str = "discovery"
+    failure: Optional[str] = None  # era D: the probe fails before any backend loads (its error)
+    driver_filter: Any = None  # era D: scanner_era_d.DriverFilter of a cuda_v12 probe
 
     @property
     def gpu_loads(self) -> Tuple[Tuple[str, str], ...]:
         return tuple(x for x in self.loaded if x[0] in GPU_BACKENDS)
+
+    @property
+    def devices_kept(self) -> Tuple[Tuple[str, str], ...]:
+        """GPU loads whose devices survive the probe's own filters (initial_count counts these)."""
+        dropped = self.driver_filter is not None and self.driver_filter.dropped
+        return tuple(x for x in self.gpu_loads if not (dropped and x[0] == "cuda"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -478,28 +486,28 @@ def _run_probe(host: Host, loader: _Loader, install, dirs: Sequence[str], server
 
 
 # -- era D: llama-server -------------------------------------------------------------------
-def _run_probe_d(host: Host, loader: _Loader, lib_dir: str, dir_: str, server_env: Mapping[str, str]) -> Probe:
+def _run_probe_d(host: Host, loader: _Loader, lib_dir: str, dir_: str, server_env: Mapping[str, str],
+                 version: Optional[str], server, driver_major: Optional[int] = None,
+                 compute: Optional[Tuple[int, int]] = None) -> Probe:
+    """One llama-server discovery probe with gpuLibs = [LibOllamaPath, dir] (or [LibOllamaPath]):
+    llama-server scans its own folder (ggml_backend_load_all, /proc/self/exe's folder), then
+    loads GGML_BACKEND_PATH non-silently; a CUDA device found through cuda_v12 then goes through
+    filterOldCUDADriver."""
+    from probes import scanner_era_d as d
+
+    dirs = (lib_dir,) + ((dir_,) if dir_ else ())
+    ld, backend_path = d.llama_server_env(host, version, server, lib_dir, dirs, server_env)
     env = dict(server_env)
-    server_bin = f"{lib_dir}/llama-server"
-    inherited = _split_list(server_env.get("LD_LIBRARY_PATH"))
-    ld = [lib_dir] + ([dir_] if dir_ and dir_ != lib_dir else []) + inherited
     env["LD_LIBRARY_PATH"] = ":".join(ld)
-    backend_path = None
-    if dir_ and dir_ != lib_dir:
-        for f in host.listdir(dir_):
-            if fnmatch.fnmatchcase(f, "libggml-*.so*") and not f.startswith(("libggml-base", "libggml-cpu")):
-                backend_path = f"{dir_}/{f}"
-                break
-    if backend_path:
-        env["GGML_BACKEND_PATH"] = backend_path
     shown = {"LD_LIBRARY_PATH": env["LD_LIBRARY_PATH"]}
     if backend_path:
-        shown["GGML_BACKEND_PATH"] = backend_path
-    dirs = (lib_dir,) + ((dir_,) if dir_ else ())
-    if not host.exists(server_bin):
-        return Probe(dirs, shown, (), ((server_bin, "llama-server binary not found"),), (), (), "llama-server")
-    names = eras.rule("ggml_backend_names", "0.30.0")
-    files, loaded = _scan_folder(host, loader, lib_dir, env, names)
+        env["GGML_BACKEND_PATH"] = shown["GGML_BACKEND_PATH"] = backend_path
+    if server.error:
+        what = server.path or "llama-server"
+        return Probe(dirs, shown, (), ((what, server.error),), (), (), "llama-server", failure=server.error)
+    names = eras.rule("ggml_backend_names", version) or ("cuda", "cpu")
+    scan_dir = server.scan_dir or lib_dir
+    files, loaded = _scan_folder(host, loader, scan_dir, env, names)
     if backend_path:
         v = loader.verdict(backend_path, env)
         name = posixpath.basename(backend_path)[len("libggml-"):].split(".")[0]
@@ -507,7 +515,11 @@ def _run_probe_d(host: Host, loader: _Loader, lib_dir: str, dir_: str, server_en
                                     "loads" if v.ok else f"load_backend: failed to load {backend_path}: {v.error}", v))
         if v.ok:
             loaded.append((name, backend_path))
-    return Probe(dirs, shown, (lib_dir,), (), tuple(files), tuple(loaded), "llama-server")
+    filt = None
+    if any(b == "cuda" for b, _ in loaded):
+        filt = d.cuda_driver_filter(host, version, dirs, env, driver_major, compute)
+    return Probe(dirs, shown, (scan_dir,), (), tuple(files), tuple(loaded), "llama-server",
+                 driver_filter=filt)
 
 
 # -- analysis ----------------------------------------------------------------------------------
@@ -534,9 +546,12 @@ def _deep_cuda(host: Host, folder: str) -> Optional[str]:
 
 
 def analyze(host: Host, install, env: Optional[Mapping[str, str]] = None,
-            which: str = "configured") -> ScanReport:
+            which: str = "configured", *, driver_major: Optional[int] = None,
+            compute: Optional[Tuple[int, int]] = None) -> ScanReport:
     """The scanner model for this install. `env` overrides the server environment;
-    otherwise `install.server_env(which)` ("configured": the next start; "running": now)."""
+    otherwise `install.server_env(which)` ("configured": the next start; "running": now).
+    `driver_major` (NVML's driver major, e.g. from the load probe) and `compute` (the GPU's
+    compute capability) are run-time facts era D's driver filter uses when known."""
     version = install.version
     era = eras.era_for(version) or eras.era_for(eras.DEFAULT_ERA_VERSION)
     server_env = dict(env if env is not None else install.server_env(which))
@@ -551,7 +566,8 @@ def analyze(host: Host, install, env: Optional[Mapping[str, str]] = None,
                            "does not apply",))
     if era.letter == "B":
         return _analyze_b(host, install, loader, server_env, version, era, lib_dir, notes)
-    return _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes)
+    return _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes,
+                       driver_major=driver_major, compute=compute)
 
 
 def cuda_jetpack(host: Host, env: Mapping[str, str], arm64: bool) -> str:
@@ -587,14 +603,29 @@ def _filters(env: Mapping[str, str], version: Optional[str], d_era: bool, jetpac
     return requested, skip
 
 
-def _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes) -> ScanReport:
+def _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes, *,
+                driver_major: Optional[int] = None, compute: Optional[Tuple[int, int]] = None) -> ScanReport:
     d_era = era.letter == "D"
     glob = f"{lib_dir}/*/*ggml-*"
     matches, dirs = glob_libdirs(host, lib_dir)
     lib_dirs = list(dirs) or [""]
-    requested, skip = _filters(server_env, version, d_era, cuda_jetpack(host, server_env, loader.kind[0] == 183))
+    jetpack = cuda_jetpack(host, server_env, loader.kind[0] == 183)
+    if jetpack and f"{lib_dir}/cuda_{jetpack}" not in dirs and eras.rule("jetpack_missing_dir_fallback", version):
+        notes.append(f"JetPack {jetpack} detected but {lib_dir}/cuda_{jetpack} is not installed: "
+                     "Ollama falls back to the standard CUDA folders")
+        jetpack = ""
+    requested, skip = _filters(server_env, version, d_era, jetpack)
     probes: Dict[str, Probe] = {}
     skipped: Dict[str, str] = {}
+    server = None
+    if d_era and lib_dir:
+        from probes import scanner_era_d
+        from probes.ollama import _machine_arch
+
+        cwd = getattr(getattr(install, "service", None), "working_directory", None) or "/"
+        server = scanner_era_d.find_llama_server(
+            host, version, lib_dir, install.exe_dir or "", cwd, server_env, loader.ids,
+            _machine_arch(host), tuple(loader.runner_loaded))
     if lib_dir:
         for d in lib_dirs:
             why = skip(d) if d else None
@@ -602,7 +633,8 @@ def _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes)
                 skipped[d] = why
                 continue
             if d_era:
-                probes[d] = _run_probe_d(host, loader, lib_dir, d, server_env)
+                probes[d] = _run_probe_d(host, loader, lib_dir, d, server_env, version, server,
+                                         driver_major, compute)
             else:
                 dirs_ = [lib_dir, d] if d else [lib_dir]
                 ld = None
@@ -610,8 +642,8 @@ def _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes)
                     ld = [lib_dir] + dirs_ + ([f"{lib_dir}/rocm"] if host.isdir(f"{lib_dir}/rocm") else [])
                 probes[d] = _run_probe(host, loader, install, dirs_, server_env, version, ld_dirs=ld)
     runner_started = bool(probes)
-    gpu_loads = sum(len(p.gpu_loads) for p in probes.values())
-    libs = sorted({b for p in probes.values() for b, _ in p.gpu_loads})
+    gpu_loads = sum(len(p.devices_kept) for p in probes.values())
+    libs = sorted({b for p in probes.values() for b, _ in p.devices_kept})
     predicted = ("cuda" if "cuda" in libs else libs[0]) if libs else "cpu"
 
     backends: List[BackendVerdict] = []
@@ -640,10 +672,67 @@ def _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes)
     if user_olp and runner_started and not d_era:
         notes.append(f"OLLAMA_LIBRARY_PATH={user_olp} in the server's environment has no effect: "
                      "the server replaces it for every runner")
-    validation = tuple(p.dirs for p in probes.values() for b, _ in p.gpu_loads if b in ("cuda", "hip"))
+    if d_era:
+        findings += _findings_d(host, version, lib_dir, server, probes, predicted, notes)
+    validation = tuple(p.dirs for p in probes.values() for b, _ in p.devices_kept if b in ("cuda", "hip"))
     return ScanReport(version, era.letter, lib_dir, glob, tuple(matches), tuple(lib_dirs), runner_started,
                       tuple(probes.values()), tuple(backends), gpu_loads, predicted, tuple(notes),
                       tuple(findings), validation_runs=validation)
+
+
+def _findings_d(host, version, lib_dir, server, probes, predicted, notes) -> List[Finding]:
+    """Era D findings: llama-server missing or not startable (§8 #19), filterOldCUDADriver
+    (§8 #10), Vulkan used instead of CUDA (§8 #21); RPATH notes."""
+    out: List[Finding] = []
+    failmsg = eras.rule("probe_failure_message", version, "failure during llama-server GPU discovery")
+    if server is not None and server.error and probes:
+        missing = server.path is None
+        out.append(Finding(
+            "llama-server-missing" if missing else "llama-server-cannot-start", "backend-lib-missing", "error",
+            (f"llama-server is missing: Ollama {version} cannot probe any GPU" if missing else
+             f"{server.path} cannot be started: Ollama {version} cannot probe any GPU"),
+            (f"Ollama v0.30+ discovers GPUs by running llama-server from its library folder; every probe "
+             f"fails, the server logs INFO `{failmsg}` and uses the CPU."),
+            (f"{failmsg} error=\"{server.error}\"",),
+            Fix("manual", {"hint": f"restore {lib_dir}/llama-server from the release tarball with mode 0755 "
+                                   "(and a mount without noexec)"})))
+    for p in probes.values():
+        f = p.driver_filter
+        if f is None or not f.applies:
+            continue
+        ev = tuple(x for x in (f"driver: {f.driver_source}", f"runtime: {f.runtime_source}" if f.runtime else "",
+                               f"WARN {f.log}" if f.log else "") if x)
+        if f.dropped:
+            out.append(Finding(
+                "cuda-driver-too-old", "driver-too-old", "error",
+                f"Ollama {version} drops the GPU found through {p.dirs[-1]}: the NVIDIA driver is too old",
+                f.reason + ". Ollama's filterOldCUDADriver removes the device before initial_count.", ev,
+                Fix("manual", {"hint": "make the driver (or the shim's nvmlSystemGetDriverVersion) report "
+                                       "550 or newer, or remove the CUDA 12.4+ runtime's need for it"})))
+        elif f.maybe_dropped:
+            out.append(Finding("cuda-driver-may-be-too-old", "driver-too-old", "warning",
+                               "The GPU may be dropped for an old NVIDIA driver", f.reason, ev, None))
+        elif f.log:
+            out.append(Finding("cuda-driver-unverified", "driver-too-old", "info",
+                               "Ollama cannot verify the NVIDIA driver version (devices kept)", f.reason, ev, None))
+    if predicted == "vulkan" and any(posixpath.basename(d).startswith("cuda") for p in probes.values() for d in p.dirs):
+        out.append(Finding(
+            "vulkan-instead-of-cuda", "backend-lib-missing", "warning",
+            "Ollama will use Vulkan, not CUDA: the CUDA backend does not work",
+            "Vulkan folders are probed by default from v0.30; CUDA discovery fails, so the Vulkan device is used.",
+            tuple(f"{fc.path}: {fc.note}" for p in probes.values() for fc in p.files
+                  if fc.backend == "cuda") or ("no libggml-cuda.so loads in any probe",),
+            Fix("env", {"name": "OLLAMA_VULKAN", "value": "0"}, "vgpu-tui fix env OLLAMA_VULKAN=0")))
+    if eras.rule("ggml_rpath_origin", version):
+        for p in probes.values():
+            for fc in p.files:
+                if fc.backend == "cuda" and fc.opened and fc.load is not None and fc.load.missing_needed:
+                    info = read_elf(host, fc.path, symbols=False)
+                    if not any("$ORIGIN" in r or "${ORIGIN}" in r for r in info.rpath + info.runpath):
+                        notes.append(f"{fc.path} has no RPATH/RUNPATH $ORIGIN (a stock v0.30+ build has one): "
+                                     "its runtime libraries are found only through LD_LIBRARY_PATH and the cache")
+                        break
+    return out
 
 
 def _short(host: Host, lib_dir: str, path: str) -> str:
@@ -668,10 +757,11 @@ def _verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested, runner_
         loads = [p for p in mine if any(b == "cuda" and posixpath.dirname(x) == folder for b, x in p.loaded)]
         alone = list(probes) == [""]
         if d_era:
+            failed = next((p.failure for p in mine if p.failure), None)
             mine = [p for p in mine if p.searched]
             if not mine:
                 return BackendVerdict(folder, name, False, False,
-                                      "not scanned: no llama-server in it, so every discovery probe fails")
+                                      f"not scanned: every discovery probe fails ({failed})")
         how = ("scanned by llama-server as its own folder" if d_era else
                "probed alone (no subfolder matched the glob */*ggml-*)") if alone else \
             (f"{'scanned as llama-server’s own folder by' if d_era else 'probed as the first OLLAMA_LIBRARY_PATH entry of'}"
@@ -707,8 +797,16 @@ def _verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested, runner_
         gpu_here = [(b, x) for b, x in p.loaded if posixpath.dirname(x) == folder and b in GPU_BACKENDS]
         if gpu_here:
             b, x = gpu_here[0]
-            return BackendVerdict(folder, name, True, True, f"{how}: {posixpath.basename(x)} loads",
-                                  dict(p.env), files, next((f.load for f in files if f.path == x), None))
+            load = next((f.load for f in files if f.path == x), None)
+            filt = p.driver_filter
+            if filt is not None and filt.dropped and b == "cuda":
+                return BackendVerdict(folder, name, True, False,
+                                      f"{how}: {posixpath.basename(x)} loads, but {filt.reason}", dict(p.env), files, load)
+            tail = ""
+            if filt is not None and filt.applies and (filt.maybe_dropped or filt.log):
+                tail = f" ({filt.reason})"
+            return BackendVerdict(folder, name, True, True, f"{how}: {posixpath.basename(x)} loads{tail}",
+                                  dict(p.env), files, load)
         if not files and not cuda:
             return BackendVerdict(folder, name, True, False, f"{how}: no GPU backend library in it",
                                   dict(p.env), files)

@@ -37,6 +37,8 @@ NARROW_WIDTH = 100  # below this (or NARROW_HEIGHT rows) one pane at a time, wit
 NARROW_HEIGHT = 30
 ACTIONS_THAT_CHANGE = ("relaunch", "undo_last", "fix")
 DEFAULT_THEME = "textual-dark"
+# The sizes of the 120x40 layout (app.tcss has the same; single-pane mode overrides them inline).
+WIDE = {"row-top": 16, "device": 38, "col-findings": 58, "changes": 7}
 
 
 class PaneTabs(Static):
@@ -162,16 +164,20 @@ class VgpuApp(App):
         if key == self._layout_key:
             return
         self._layout_key = key
-        self.screen.set_class(single, "-single")
+        # Inline styles on the few containers concerned: a class on the screen would restyle
+        # every widget of it (~40 ms a key on a busy VM).
         tabs.display = single
         top_ids = ("device", "libtree", "shim")
+        q = self.query_one
+        q("#row-top").styles.height = "1fr" if single else WIDE["row-top"]
+        q("#device").styles.width = "1fr" if single else WIDE["device"]
+        q("#col-findings").styles.width = "1fr" if single else WIDE["col-findings"]
+        q("#changes").styles.height = "1fr" if single and self.active == "changes" else WIDE["changes"]
         for cls in PANES:
-            pane = self.query_one(f"#{cls.PANE_ID}", Pane)
-            pane.set_class(single and cls.PANE_ID == self.active, "-active")
-            pane.display = (not single) or cls.PANE_ID == self.active
-        self.query_one("#row-top").display = (not single) or self.active in top_ids
-        self.query_one("#row-bottom").display = (not single) or self.active not in top_ids
-        self.query_one("#col-findings").display = (not single) or self.active in ("findings", "changes")
+            q(f"#{cls.PANE_ID}").display = (not single) or cls.PANE_ID == self.active
+        q("#row-top").display = (not single) or self.active in top_ids
+        q("#row-bottom").display = (not single) or self.active not in top_ids
+        q("#col-findings").display = (not single) or self.active in ("findings", "changes")
 
     def on_descendant_focus(self, event) -> None:
         widget = event.widget if hasattr(event, "widget") else None
