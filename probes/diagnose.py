@@ -176,6 +176,9 @@ def fix_relaunch(f: Facts) -> Fix:
 
 
 def fix_manual(f: Facts, *steps: str) -> Fix:
+    # a `vgpu-tui ...` step must act on the inspected system too (--root/--demo-dir)
+    steps = tuple(s.replace("vgpu-tui ", "vgpu-tui " + f.root_option, 1)
+                  if f.root_option and "vgpu-tui " in s and "vgpu-tui --" not in s else s for s in steps)
     return _fix(f, "manual", {"steps": list(steps)}, "")
 
 
@@ -769,12 +772,28 @@ def _dangling(f: Facts, b: Any, path: str, r: Any) -> Finding:
     )
 
 
+# The release archive's name: .tar.zst since v0.14.0 (install.sh), .tgz before.
+ZSTD_ARCHIVES_SINCE = (0, 14, 0)
+RELEASE_URL = "https://github.com/ollama/ollama/releases/download/v{version}/ollama-linux-{arch}.{ext}"
+
+
 def _reextract(f: Facts) -> str:
-    """The command that restores the release's lib/ollama under this install's prefix."""
+    """The command that restores THIS version's release lib/ollama under this install's prefix
+    (ollama.com/download is always the newest release, not the one installed)."""
+    from probes.eras import parse_version
     ld = lib_dir(f) or "/usr/local/lib/ollama"
     prefix = posixpath.dirname(posixpath.dirname(ld)) or "/"
-    return (f"re-extract the Ollama {g(f.install, 'version', '') or ''} release: "
-            f"curl -fsSL https://ollama.com/download/ollama-linux-amd64.tgz | sudo tar -C {prefix} -xzf -").replace("  ", " ")
+    version = str(g(f.install, "version", "") or "").lstrip("v")
+    v = parse_version(version)
+    binary = g(f.install, "binary", None)
+    arch = "arm64" if binary and elf_summary(f.host, binary).get("machine") in ("AArch64", "aarch64") else "amd64"
+    if v is None:
+        return (f"re-extract the Ollama release you installed (https://github.com/ollama/ollama/releases, "
+                f"ollama-linux-{arch}) into {prefix}")
+    zstd = v >= ZSTD_ARCHIVES_SINCE
+    url = RELEASE_URL.format(version=".".join(map(str, v)), arch=arch, ext="tar.zst" if zstd else "tgz")
+    unpack = f"sudo tar -C {prefix} --zstd -xf -" if zstd else f"sudo tar -C {prefix} -xzf -"
+    return f"re-extract the Ollama {version} release: curl -fsSL {url} | {unpack}"
 
 
 def _missing_dep(f: Facts, b: Any, folder: str, missing: List[str]) -> Finding:

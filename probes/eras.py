@@ -82,8 +82,47 @@ RULES: Tuple[Tuple[str, str, str, Any], ...] = (
     ("probe_ld_path", "0.30.0", "", "server-dir+gpu-dirs+inherited"),
     ("starting_runner_logged", "0.12.7", "0.29.99", True),
     ("model_runner_always_has_libollama", "0.12.9", "", True),
-    # §2.1 Era B: the model runner's choice of folder.
+    # §2.1 Era B: the model runner's choice of folder (llm/server.go NewLlamaServer).
     ("model_runner_family_match", "0.5.8", "0.12.3", True),
+    # "all": compatible = exact match + every family match (runner uses compatible[0]);
+    # "first-per-gpu": compatible = the first match of each GPU (d5a0d8d90).
+    ("model_runner_compatible", "0.5.8", "0.11.4", "all"),
+    ("model_runner_compatible", "0.11.5", "0.12.3", "first-per-gpu"),
+    # The runner's LD_LIBRARY_PATH, as a list of parts: dep = the GPU's DependencyPath
+    # (LibOllamaPath/cuda_<variant> when it exists), compat = the chosen folder, lib =
+    # LibOllamaPath, inherited = the server's LD_LIBRARY_PATH entries (when set).
+    ("model_runner_ld_path", "0.5.8", "0.6.7", ("dep", "inherited", "compat", "lib")),
+    ("model_runner_ld_path", "0.6.8", "0.12.3", ("dep", "compat", "lib", "inherited", "lib")),  # 6a74bba7e
+    # OLLAMA_LIBRARY_PATH given to the model runner (718eda1b3): LibOllamaPath + compat.
+    ("model_runner_olp", "0.6.7", "0.12.3", ("lib", "compat")),
+    # discover/cuda_common.go cudaVariant: checks in order, the first that holds gives the
+    # variant; cc_below = compute capability (major, minor) below, driver_below = the CUDA
+    # driver API version (cuDriverGetVersion; 0.0 when discovery used cudart) below.
+    ("cuda_variant", "0.3.7", "0.5.12",  # 4fe3a556f: cuda_v11/cuda_v12 runners
+     {"checks": ({"cc_below": (6, 0), "variant": "v11"}, {"driver_below": (12, 1), "variant": "v11"}),
+      "default": "v12"}),
+    ("cuda_variant", "0.5.13", "0.11.10",
+     {"checks": ({"driver_below": (12, 1), "variant": "v11"},), "default": "v12"}),
+    ("cuda_variant", "0.11.11", "0.11.11",
+     {"checks": ({"driver_below": (13, 0), "variant": "v12"},), "default": "v13"}),
+    ("cuda_variant", "0.12.0", "0.12.3",
+     {"checks": ({"cc_below": (7, 5), "variant": "v12"}, {"driver_below": (13, 0), "variant": "v12"}),
+      "default": "v13"}),
+    # Era A/B cgo discovery: the bundled folder is searched first for libcuda.so*/libcudart.so*
+    # from v0.3.7 (LibraryDir); the extra bundled cudart glob of era B.
+    ("cgo_bundled_search", "0.3.7", "0.12.3", True),
+    ("cudart_bundled_glob", "0.5.8", "0.12.3", "{lib}/cuda_v*/libcudart.so*"),
+    # Era A runners: "payload" = embedded in the binary, extracted at run time (not visible
+    # to a static look); "runners-dir" = {lib}/runners/<name>/ollama_llama_server (4879a234c).
+    ("era_a_runners", "0.1.34", "0.5.1", "payload"),
+    ("era_a_runners", "0.5.2", "0.5.7", "runners-dir"),
+    # Era A/B libcuda symbols the cgo discovery dlsym's (discover/gpu_info_nvcuda.c), required.
+    ("nvcuda_symbols", "0.1.34", "0.1.34",
+     ("cuInit", "cuDriverGetVersion", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetAttribute",
+      "cuDeviceGetUuid", "cuCtxCreate_v3", "cuMemGetInfo_v2", "cuCtxDestroy")),
+    ("nvcuda_symbols", "0.1.35", "0.12.3",
+     ("cuInit", "cuDriverGetVersion", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetAttribute",
+      "cuDeviceGetUuid", "cuDeviceGetName", "cuCtxCreate_v3", "cuMemGetInfo_v2", "cuCtxDestroy")),
     # §3: ggml loader.
     ("ggml_silent_load_failures", "0.5.8", "0.29.99", True),
     ("ggml_backend_path_env", "0.5.13", "", True),

@@ -6,7 +6,7 @@ Three ways, chosen by `method(host)`:
   `python -m probes.sandbox.simulator serve --root DIR` and read DIR/var/log/ollama/ollama.log
   from the offset it had before the restart. Labelled a simulator everywhere.
 * `systemd`    a live host whose Ollama is a systemd unit: note the journal cursor,
-  `systemctl restart ollama.service`, then follow `journalctl -u ollama.service` after
+  `systemctl restart ollama.service`, then follow `journalctl -u ollama.service -f` after
   that cursor.
 * `child`      a live host without a unit: Ollama as a child of the tool. The old child
   (its pid and start time in /var/lib/vgpu-tui/ollama.pid) is stopped (SIGTERM to its
@@ -14,7 +14,10 @@ Three ways, chosen by `method(host)`:
   session with the launch environment (probes.fixes.launch_environment), its output
   appended to /var/lib/vgpu-tui/ollama-serve.log, which is followed from the old end.
 
-The new lines go through probes.logs.LogParser until discovery has finished (an
+Every log is followed through probes.logsource (FileSource / JournalSource read with its
+synchronous SyncTail), so rotation, truncation, journalctl's command line and the
+unavailable states are handled in one place. The new lines go through
+probes.logs.LogParser until discovery has finished (an
 `inference compute` or "no compatible GPUs" line, then a short quiet moment) or the time
 is up. `iter_relaunch` yields progress events and finally the result; `relaunch` returns
 the result; `relaunch_stream` is the async form for the TUI. Nothing runs through a shell.
@@ -25,7 +28,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -34,6 +36,7 @@ from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Sequence,
 
 from probes import fixes
 from probes import journal as J
+from probes import logsource as L
 from probes.errors import ToolError
 from probes.host import Host
 
@@ -53,6 +56,8 @@ def child_log(host: Host) -> str:
 DISCOVERY_DONE_KINDS = ("inference-compute", "no-gpus")
 QUIET_AFTER_DONE = 0.7  # seconds of silence after the verdict before we stop reading
 STOP_GRACE = 10.0       # seconds between SIGTERM and SIGKILL for a child Ollama
+READ_WAIT = 0.1         # seconds one read of the log waits for new lines
+DRAIN_SECONDS = 5.0     # reading what an ended Ollama left in its log
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,76 +139,17 @@ def _diff(before: Any, after: Any) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
 
 # -- following ---------------------------------------------------------------------------------
 
-class _FileFollower:
-    """New complete lines of a file from an offset (a file that is truncated restarts at 0)."""
+def _watch(tail: "L.SyncTail", parser, deadline: float, alive=None) -> Iterator[RelaunchEvent]:
+    """Feed new lines to the parser until discovery is done, the process died, the log
+    ended, or time is up.
 
-    def __init__(self, real: str, offset: int):
-        self.real, self.offset, self.partial = real, offset, b""
-
-    def read(self) -> List[str]:
-        try:
-            size = os.path.getsize(self.real)
-        except OSError:
-            return []
-        if size < self.offset:
-            self.offset = 0
-        if size == self.offset:
-            return []
-        with open(self.real, "rb") as fh:
-            fh.seek(self.offset)
-            data = fh.read(size - self.offset)
-        self.offset += len(data)
-        data = self.partial + data
-        lines = data.split(b"\n")
-        self.partial = lines.pop()
-        return [l.decode("utf-8", "replace").rstrip("\r") for l in lines]
-
-    def rest(self) -> List[str]:
-        out = self.read()
-        if self.partial:
-            out.append(self.partial.decode("utf-8", "replace"))
-            self.partial = b""
-        return out
-
-
-class _PipeFollower:
-    """Lines of a command's stdout (journalctl -f), read without blocking past a deadline."""
-
-    def __init__(self, argv: Sequence[str], env: Dict[str, str]):
-        self.proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     stdin=subprocess.DEVNULL, env=env)
-        self.buf = b""
-
-    def read(self, wait: float = 0.1) -> List[str]:
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], wait)
-        if not ready:
-            return []
-        chunk = os.read(self.proc.stdout.fileno(), 65536)
-        data = self.buf + chunk
-        lines = data.split(b"\n")
-        self.buf = lines.pop()
-        return [l.decode("utf-8", "replace") for l in lines]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def _watch(read, parser, deadline: float, alive=None) -> Iterator[RelaunchEvent]:
-    """Feed new lines to the parser until discovery is done, the process died, or time is up.
-
-    The last event yielded is a "status" whose text is "done", "exited" or "timeout".
+    The last event yielded is a "status" whose text is "done", "exited", "ended" (the log
+    source stopped: see tail.reason) or "timeout".
     """
     done_at: Optional[float] = None
     last_line = time.monotonic()
     while True:
-        lines = read()
+        lines = tail.read(min(READ_WAIT, max(deadline - time.monotonic(), 0.0)))
         now = time.monotonic()
         for line in lines:
             last_line = now
@@ -219,16 +165,17 @@ def _watch(read, parser, deadline: float, alive=None) -> Iterator[RelaunchEvent]
             yield RelaunchEvent("status", "done")
             return
         if alive is not None and not alive():
-            for line in read():
+            for line in tail.rest(DRAIN_SECONDS):
                 parser.feed(line)
                 yield RelaunchEvent("line", line)
             yield RelaunchEvent("status", "done" if done_at is not None else "exited")
             return
+        if tail.finished:
+            yield RelaunchEvent("status", "done" if done_at is not None else "ended")
+            return
         if now >= deadline:
             yield RelaunchEvent("status", "done" if done_at is not None else "timeout")
             return
-        if not lines:
-            time.sleep(0.1)
 
 
 # -- the child-process launcher ----------------------------------------------------------------
@@ -433,11 +380,19 @@ async def relaunch_stream(host: Host, install: Any = None, *, watch_seconds: flo
     """The same events, for an asyncio consumer (the TUI); the work runs in a thread."""
     gen = iter_relaunch(host, install, watch_seconds=watch_seconds, trace=trace, readonly=readonly)
     sentinel = object()
-    while True:
-        ev = await asyncio.to_thread(next, gen, sentinel)
-        if ev is sentinel:
-            return
-        yield ev
+    try:
+        while True:
+            ev = await asyncio.to_thread(next, gen, sentinel)
+            if ev is sentinel:
+                return
+            yield ev
+    finally:
+        # a consumer that stops early (the TUI closes the screen): stop following the log and
+        # undo tracing now, not when the generator is collected
+        try:
+            await asyncio.to_thread(gen.close)
+        except ValueError:
+            pass  # a step still runs in its thread: the generator is closed when collected
 
 
 def _result(how: str, command: Sequence[str], log: str, before: Any, after: Any, status: str,
@@ -446,8 +401,9 @@ def _result(how: str, command: Sequence[str], log: str, before: Any, after: Any,
     gone, new = _diff(before, after)
     finished = status == "done"
     if not finished and problem is None:
-        problem = ("Ollama exited before discovery finished" if status == "exited"
-                   else "discovery did not finish in the time given (try --watch with more seconds)")
+        problem = {"exited": "Ollama exited before discovery finished",
+                   "ended": "the log ended before discovery finished"}.get(
+            status, "discovery did not finish in the time given (try --watch with more seconds)")
     return RelaunchResult(
         how, tuple(command), log, finished and problem is None, finished, round(time.monotonic() - started, 2),
         before.library if before is not None else None, after.library,
@@ -468,17 +424,21 @@ def _relaunch_simulator(host: Host, watch_seconds: float) -> Iterator[RelaunchEv
     started = time.monotonic()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in [_package_root(), env.get("PYTHONPATH", "")] if p)
+    # opened at the old end before the restart, so a rotation meanwhile is followed
+    tail = L.SyncTail(L.FileSource(log_real, offset=offset)).start()
     try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=max(watch_seconds, 5), env=env)
-        rc, err = proc.returncode, proc.stderr.strip()
-    except subprocess.TimeoutExpired:
-        rc, err = None, "the simulator did not finish in time"
-    follower = _FileFollower(log_real, offset)
-    parser = _parser(SANDBOX_LOG)
-    for line in follower.rest():
-        parser.feed(line)
-        yield RelaunchEvent("line", line)
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  timeout=max(watch_seconds, 5), env=env)
+            rc, err = proc.returncode, proc.stderr.strip()
+        except subprocess.TimeoutExpired:
+            rc, err = None, "the simulator did not finish in time"
+        parser = _parser(SANDBOX_LOG)
+        for line in tail.rest(DRAIN_SECONDS):
+            parser.feed(line)
+            yield RelaunchEvent("line", line)
+    finally:
+        tail.close()
     after = parser.report()
     done = any(ev.kind in DISCOVERY_DONE_KINDS for ev in after.events)
     problem = None
@@ -519,22 +479,25 @@ def _relaunch_child(host: Host, install: Any, watch_seconds: float, grace: float
     started = time.monotonic()
     pid, log_real, offset = start_child(host, binary, env, prefix)
     parser = _parser(child_log(host))
-    follower = _FileFollower(log_real, offset)
     status = "timeout"
-    for ev in _watch(follower.read, parser, started + watch_seconds, lambda: _alive(pid)):
-        if ev.kind == "status":
-            status = ev.text
-        else:
-            yield ev
     exit_status = None
-    if not _alive(pid):
-        proc = _CHILDREN.get(pid)
-        exit_status = proc.returncode if proc is not None else None
-        for line in follower.rest():
-            parser.feed(line)
-            yield RelaunchEvent("line", line)
-        if status == "done":
-            status = "exited"
+    tail = L.SyncTail(L.FileSource(log_real, offset=offset)).start()
+    try:
+        for ev in _watch(tail, parser, started + watch_seconds, lambda: _alive(pid)):
+            if ev.kind == "status":
+                status = ev.text
+            else:
+                yield ev
+        if not _alive(pid):
+            proc = _CHILDREN.get(pid)
+            exit_status = proc.returncode if proc is not None else None
+            for line in tail.rest(DRAIN_SECONDS):
+                parser.feed(line)
+                yield RelaunchEvent("line", line)
+            if status == "done":
+                status = "exited"
+    finally:
+        tail.close()
     after = parser.report()
     problem = None
     if exit_status is not None:
@@ -543,19 +506,12 @@ def _relaunch_child(host: Host, install: Any, watch_seconds: float, grace: float
                                                   started, pid, exit_status, problem))
 
 
-def _journal_argv(*extra: str) -> List[str]:
-    return ["journalctl", "-u", SERVICE, "--no-pager", "-o", "short", *extra]
-
-
 def _relaunch_systemd(host: Host, watch_seconds: float) -> Iterator[RelaunchEvent]:
-    prior = host.run(_journal_argv("-n", "3000", "--show-cursor"), timeout=30)
-    cursor = None
-    before = None
-    if prior.ok:
-        lines = prior.stdout.splitlines()
-        if lines and lines[-1].startswith("-- cursor: "):
-            cursor = lines.pop()[len("-- cursor: "):].strip()
-        before = _parse_text("\n".join(lines), f"journalctl -u {SERVICE}")
+    source_name = f"journalctl -u {SERVICE}"
+    lines, cursor, problem = L.journal_lines(host, SERVICE, 3000, cursor=True)
+    before = _parse_text("\n".join(lines), source_name) if lines or problem is None else None
+    # without a cursor (an empty journal), from the second before the restart
+    since = None if cursor else L.journal_since_now()
     argv = ["systemctl", "restart", SERVICE]
     yield RelaunchEvent("status", "$ " + " ".join(argv))
     started = time.monotonic()
@@ -564,19 +520,24 @@ def _relaunch_systemd(host: Host, watch_seconds: float) -> Iterator[RelaunchEven
         raise ToolError(f"systemctl restart {SERVICE} failed: "
                         f"{res.error or (res.stderr.strip().splitlines() or ['exit status %s' % res.returncode])[-1]}",
                         exit_code=1)
-    follow = _journal_argv("-f", *(["--after-cursor", cursor] if cursor else ["--since", "-5s"]))
-    yield RelaunchEvent("status", "$ " + " ".join(follow))
-    parser = _parser(f"journalctl -u {SERVICE}")
-    pipe = _PipeFollower(follow, dict(host.env))
+    # systemd runs (method() checked), so journald does: journalctl says why when it can't read
+    source = L.JournalSource(SERVICE, follow=True, after_cursor=cursor, since=since, env=host.env,
+                             check_journald=False)
+    yield RelaunchEvent("status", "$ " + " ".join(source.argv))
+    parser = _parser(source_name)
     status = "timeout"
+    tail = L.SyncTail(source).start()
     try:
-        for ev in _watch(pipe.read, parser, started + watch_seconds):
+        for ev in _watch(tail, parser, started + watch_seconds):
             if ev.kind == "status":
                 status = ev.text
             else:
                 yield ev
     finally:
-        pipe.close()
+        tail.close()
+    problem = None
+    if status == "ended":
+        problem = f"the journal could not be followed: {tail.reason or 'journalctl ended'}"
     after = parser.report()
-    yield RelaunchEvent("result", result=_result("systemd", argv, f"journalctl -u {SERVICE}", before, after,
-                                                  status, started))
+    yield RelaunchEvent("result", result=_result("systemd", argv, source_name, before, after,
+                                                  status, started, problem=problem))

@@ -1147,11 +1147,15 @@ def _analyse(s: _Session, source: str, events: Tuple[Event, ...], lines: int, se
     return LogReport(
         source=source, ollama_version=c.version, era=c.era if c.era and "/" not in c.era else None, library=c.library, gpu_used=c.gpu_used,
         gpu_count=c.gpu_count, devices=tuple(c.devices), events=events, findings=findings,
-        summary=_summary(c, findings), lines=lines, sessions=sessions, log_level=level,
+        summary=_summary(c, findings, lines, len(events)), lines=lines, sessions=sessions, log_level=level,
         probed=tuple(s.probed[:16]))
 
 
-def _summary(c: _Ctx, findings: Tuple[Finding, ...]) -> str:
+def _summary(c: _Ctx, findings: Tuple[Finding, ...], lines: int = 1, events: int = 1) -> str:
+    if lines == 0:
+        return "the log is empty"
+    if events == 0 and not findings and c.gpu_used is None:  # garbage, or another program's log
+        return f"no Ollama server message in {lines} line(s): is this an Ollama log?"
     if c.gpu_used is True:
         names = ", ".join(sorted({d.name for d in c.devices if d.name})) or c.library or "GPU"
         head = f"GPU used: {names} ({c.library})"

@@ -28,7 +28,7 @@ import concurrent.futures
 import os
 import shutil
 import time
-from typing import AsyncIterator, Deque, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import AsyncIterator, Deque, List, Mapping, Optional, Sequence, Tuple, Union
 
 import aiofiles
 
@@ -151,6 +151,11 @@ class ProcessSource(LogSource):
         self.returncode: Optional[int] = None
 
     _STDERR = asyncio.subprocess.STDOUT  # merged: Ollama logs on stderr
+
+    @property
+    def argv(self) -> List[str]:
+        """The command line it runs (empty for a process given as such)."""
+        return list(self._argv or [])
 
     async def start(self) -> None:
         if self.proc is not None or self._argv is None:
@@ -429,11 +434,16 @@ class FileSource(LogSource):
         await self.start()
         fh, st = self._fh, self._st
         self._fh = None  # the generator owns it now
-        while fh is None:
-            if not self.follow or self._closed:
+        while fh is None:  # created later: read from its start
+            if self._closed:
                 return
+            if not self.follow:
+                fh, st = await self._open()  # one last look (stop_following after a wait)
+                if fh is None:
+                    return
+                break
             await asyncio.sleep(self.poll)
-            fh, st = await self._open()  # created later: read from its start
+            fh, st = await self._open()
         partial = b""
         mark = b""  # the last bytes read: a rewrite after a truncation changes them
         drop = self._skip_first
@@ -573,6 +583,25 @@ def journal_since_now() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def journal_lines(host, unit: str = "ollama", limit: int = 5000,
+                  cursor: bool = False) -> Tuple[List[str], Optional[str], Optional[str]]:
+    """The unit's last `limit` journal lines, read once on a live host with its environment:
+    (lines, the cursor after the last one when `cursor`, why nothing could be read or None)."""
+    res = host.run(journal_argv(unit, lines=limit, show_cursor=cursor), timeout=30)
+    if res.error:
+        return [], None, f"journalctl: {res.error}"
+    lines = res.stdout.splitlines()
+    after = None
+    if cursor and lines and lines[-1].startswith("-- cursor: "):
+        after = lines.pop()[len("-- cursor: "):].strip()
+    lines = [ln for ln in lines if not ln.startswith(JournalSource._MARKERS)]
+    problem = _journal_problem(res.stderr)
+    if problem is None and res.returncode and not lines:
+        err = res.stderr.strip().splitlines()
+        problem = err[0] if err else f"journalctl exited with code {res.returncode}"
+    return lines, after, problem
+
+
 def recent_service_lines(host, limit: int = 5000, unit: str = "ollama") -> Tuple[str, List[str]]:
     """(source name, the last `limit` lines) of the service log, read once; ToolError if none."""
     if host.is_sandbox or (not host.live and host.isfile(SANDBOX_LOG)):
@@ -588,11 +617,138 @@ def recent_service_lines(host, limit: int = 5000, unit: str = "ollama") -> Tuple
         raise ToolError(f"cannot read the service log: {problem}; give a FILE")
     if not unit_exists(host, unit):
         raise ToolError(f"cannot read the service log: no unit {unit}; give a FILE")
-    res = host.run(["journalctl", "-u", unit, "--no-pager", "-o", "short-iso", "-n", str(limit)], timeout=30)
-    if res.error:
-        raise ToolError(f"journalctl: {res.error}")
-    problem = _journal_problem(res.stderr)
-    if problem and not res.stdout.strip():
+    lines, _, problem = journal_lines(host, unit, limit)
+    if problem and not lines:
         raise ToolError(f"cannot read the service log: {problem}")
-    lines = [ln for ln in res.stdout.splitlines() if not ln.startswith(JournalSource._MARKERS)]
     return f"journalctl -u {unit}", lines
+
+
+# -- reading a source from synchronous code ----------------------------------------------------
+class SyncTail:
+    """A LogSource read from synchronous code (the relaunch watch) in a private event loop.
+
+    `read(wait)` returns the lines that arrive within `wait` seconds (at most `max_lines`; it
+    returns as soon as some came), never blocking longer; between calls nothing is read, so a
+    pipe applies back-pressure and memory stays bounded. `rest(timeout)` stops following and
+    returns what is left. `state`, `reason` and `finished` mirror the source. Close it (or
+    use `with`). Called from a thread that runs an event loop, it runs its loop on a helper
+    thread (blocking the caller all the same).
+    """
+
+    LINGER = 0.01  # after a first line, how long to wait for more of the same burst
+
+    def __init__(self, source: LogSource, max_lines: int = 2000) -> None:
+        self.source = source
+        self.max_lines = max_lines
+        self.finished = False  # the source has no more lines (ended or unavailable)
+        self._loop = asyncio.new_event_loop()
+        self._queue: Optional["asyncio.Queue[Optional[str]]"] = None
+        self._pump: Optional["asyncio.Future[None]"] = None
+
+    @property
+    def state(self) -> str:
+        return self.source.state
+
+    @property
+    def reason(self) -> Optional[str]:
+        return self.source.reason
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def describe(self) -> str:
+        return self.source.describe()
+
+    def _run(self, coro):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._loop.run_until_complete(coro)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(self._loop.run_until_complete, coro).result()
+
+    def start(self) -> "SyncTail":
+        """Open the file / start the process now, before what is to be followed begins."""
+        if not self._loop.is_closed():
+            self._run(self.source.start())
+        return self
+
+    async def _pump_lines(self) -> None:
+        # runs only while a read() runs the loop; a full queue stops it (back-pressure)
+        assert self._queue is not None
+        try:
+            async for line in self.source:
+                await self._queue.put(line)
+        except Exception as exc:  # a source must not raise; if one does, it ends with a reason
+            self.source._unavailable(f"reading failed: {exc}")
+        finally:
+            try:
+                self._queue.put_nowait(None)  # wakes a waiting read; when full, read sees pump done
+            except asyncio.QueueFull:
+                pass
+
+    async def _collect(self, wait: float) -> List[str]:
+        if self._queue is None:
+            self._queue = asyncio.Queue(maxsize=self.max_lines)
+            self._pump = asyncio.ensure_future(self._pump_lines())
+        queue = self._queue
+        out: List[str] = []
+        while len(out) < self.max_lines:
+            if not queue.empty():
+                item = queue.get_nowait()
+            elif self._pump is not None and self._pump.done():
+                item = None
+            else:
+                try:
+                    item = await asyncio.wait_for(queue.get(), self.LINGER if out else wait)
+                except asyncio.TimeoutError:
+                    break
+            if item is None:
+                self.finished = True
+                break
+            out.append(item)
+        return out
+
+    def read(self, wait: float = 0.1) -> List[str]:
+        if self.finished or self._loop.is_closed():
+            return []
+        return self._run(self._collect(max(wait, 0.0)))
+
+    def rest(self, timeout: float = 5.0) -> List[str]:
+        """Stop following and return the remaining lines (a file: up to its end, including a
+        last line without a newline), waiting at most `timeout` seconds in all."""
+        self.source.stop_following()
+        out: List[str] = []
+        deadline = time.monotonic() + timeout
+        while not self.finished and not self._loop.is_closed():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            out += self.read(min(left, 0.5))
+        return out
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self.finished = True
+
+        async def shut() -> None:
+            if self._pump is not None and not self._pump.done():
+                self._pump.cancel()  # the source's generator ends at its await (finally runs)
+                await asyncio.gather(self._pump, return_exceptions=True)
+            await self.source.close()
+            await asyncio.sleep(0)  # let the pipes of an ended process close
+
+        try:
+            self._run(shut())
+            self._run(self._loop.shutdown_asyncgens())
+            self._run(self._loop.shutdown_default_executor())
+        finally:
+            self._loop.close()
+
+    def __enter__(self) -> "SyncTail":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import re
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from probes import diagnose
 from probes.diagnose import Facts, g
@@ -334,12 +334,23 @@ def to_text(report: Report) -> List[str]:
         lines.append("")
         lines.append("Backend folders (what Ollama's discovery will do):")
         for b in report.backends:
-            state = "would load" if b["would_load"] else ("probed" if b["probed"] else "not probed")
-            lines.append(f"  {b['dir']}: {state} - {b['reason']}")
+            lines.append(f"  {backend_line(b)}")
     if report.notes:
         lines.append("")
         lines.extend("note: " + n for n in report.notes)
     return lines
+
+
+def backend_line(b: Mapping[str, Any]) -> str:
+    """"DIR: reason" — the scanner's reason is a whole sentence that already starts with
+    "probed"/"not probed"; the state word is added only when it does not (never doubled)."""
+    state = "would load" if b.get("would_load") else ("probed" if b.get("probed") else "not probed")
+    reason = str(b.get("reason") or "")
+    if not reason:
+        return f"{b.get('dir')}: {state}"
+    if reason.startswith(("probed", "not probed", state)):
+        return f"{b.get('dir')}: {reason}"
+    return f"{b.get('dir')}: {state} - {reason}"
 
 
 def _fix_text(x: Finding) -> str:
@@ -419,8 +430,7 @@ def _device_lines(r: Report) -> List[str]:
 
 
 def _tree_lines(r: Report) -> List[str]:
-    out = [f"{b['dir']}: {'would load' if b['would_load'] else ('probed' if b['probed'] else 'not probed')}"
-           f" - {b['reason']}" for b in r.backends]
+    out = [backend_line(b) for b in r.backends]
     host = r.facts.host if r.facts else None
     ld = r.ollama.get("lib_dir")
     if host is not None and ld:
@@ -519,8 +529,8 @@ def options_from_args(args: Any, ctx: Any = None) -> ReportOptions:
     if ollama and ctx is not None:
         ollama = ctx.system_path(ollama)
     root_option = None
-    if ctx is not None and getattr(ctx, "demo_dir", None) and getattr(args, "demo_dir", None):
-        root_option = f"--demo --demo-dir {args.demo_dir}"
+    if ctx is not None and hasattr(ctx, "command_root"):
+        root_option = ctx.command_root()  # works when copy-pasted, even after a temporary demo
     elif ctx is not None and getattr(ctx, "demo_dir", None):
         root_option = f"--root {ctx.demo_dir}"
     return ReportOptions(

@@ -21,10 +21,28 @@ Every folder of the tree gets a BackendVerdict whose `reason` is the one line `t
 (a complete sentence starting "probed", "not probed", "given to", "not used"...).
 
 Era B (v0.5.8–v0.12.3): the GPU is found in the server (libcuda by FindGPULibs' globs, links
-followed, the 10 legacy symbols; else cudart, which needs libcuda.so.1 by name); the model
-runner then gets one CUDA folder (exact RunnerName/OLLAMA_LLM_LIBRARY, else the cuda_* family).
-Era D (v0.30+): each probe is a llama-server scanning its own folder, plus GGML_BACKEND_PATH =
-the first libggml-*.so* of the GPU folder. Era A: not modelled (runners are executables).
+followed, the legacy discovery symbols; else cudart, which needs libcuda.so.1 by name); the
+model runner then gets DependencyPath (LibOllamaPath/cuda_<cudaVariant>) and one compatible
+folder (exact RunnerName/OLLAMA_LLM_LIBRARY entry, else the family before the first "_"), with
+the LD_LIBRARY_PATH/OLLAMA_LIBRARY_PATH layout of its sub-version (eras.RULES).
+Era D (v0.30+): each probe is a llama-server (found by FindLlamaServer's candidates, started
+by the service user, its DT_NEEDED resolved) scanning its own folder, plus GGML_BACKEND_PATH =
+the first sorted libggml-*.so* of the GPU folder; filterOldCUDADriver for cuda_v12; Vulkan on by
+default; the JetPack fallback (scanner_era_d.py).
+Era A (v0.1.34–v0.5.7), reduced: cgo discovery, the AVX gate, the runner executables of
+lib/ollama/runners (v0.5.2+); payload runners (≤ v0.5.1) are said to be invisible.
+
+Finding ids this module emits (ScanReport.findings; probes.diagnose may emit the same id for
+the same situation and should keep one of each id):
+  llm-library-no-match       wrong-library-override  error    eras C/D: no folder is named OLLAMA_LLM_LIBRARY
+  llama-server-missing       backend-lib-missing     error    era D: FindLlamaServer finds nothing (§8 #19)
+  llama-server-cannot-start  backend-lib-missing     error    era D: not executable / not an ELF / DT_NEEDED missing
+  cuda-driver-too-old        driver-too-old          error    era D: filterOldCUDADriver drops the device (§8 #10)
+  cuda-driver-may-be-too-old driver-too-old          warning  era D: dropped if the GPU's compute capability < 7.0
+  cuda-driver-unverified     driver-too-old          info     era D: no driver version from NVML; devices kept
+  vulkan-instead-of-cuda     backend-lib-missing     warning  era D: CUDA fails, the default-on Vulkan folder wins
+  cgo-discovery-no-libcuda   driver-lib-not-found    error    eras A/B: no usable libcuda/libcudart for cgo discovery
+  avx-gate-disables-gpu      cpu-lacks-avx           error    era A ≤ v0.5.1: no AVX, GPU disabled
 """
 from __future__ import annotations
 
@@ -452,13 +470,16 @@ def _scan_folder(host: Host, loader: _Loader, folder: str, env: Mapping[str, str
 
 def _run_probe(host: Host, loader: _Loader, install, dirs: Sequence[str], server_env: Mapping[str, str],
                version: Optional[str], kind: str = "discovery", ld_dirs: Optional[Sequence[str]] = None,
-               ld_tail: Sequence[str] = ()) -> Probe:
-    """A runner started with OLLAMA_LIBRARY_PATH=dirs (era B/C semantics)."""
+               ld_tail: Sequence[str] = (), ld_exact: bool = False, set_olp: bool = True) -> Probe:
+    """A runner started with OLLAMA_LIBRARY_PATH=dirs (era B/C semantics). `ld_exact`: ld_dirs is
+    the whole LD_LIBRARY_PATH (era B layouts); `set_olp=False`: the server sets no
+    OLLAMA_LIBRARY_PATH (before v0.6.7; the runner searches LD_LIBRARY_PATH)."""
     env = dict(server_env)
-    inherited = _split_list(server_env.get("LD_LIBRARY_PATH"))
+    inherited = [] if ld_exact else _split_list(server_env.get("LD_LIBRARY_PATH"))
     ld = list(ld_dirs if ld_dirs is not None else dirs) + inherited + list(ld_tail)
     env["LD_LIBRARY_PATH"] = ":".join(ld)
-    env["OLLAMA_LIBRARY_PATH"] = ":".join(dirs)
+    if set_olp:
+        env["OLLAMA_LIBRARY_PATH"] = ":".join(dirs)
     exe_dir = install.exe_dir or ""
     search_env = eras.rule("runner_search_env", version, "OLLAMA_LIBRARY_PATH")
     entries = [p for p in env.get(search_env, "").split(":")]
@@ -481,7 +502,9 @@ def _run_probe(host: Host, loader: _Loader, install, dirs: Sequence[str], server
         f, l = _scan_folder(host, loader, folder, env, names)
         files += f
         loaded += l
-    shown = {"LD_LIBRARY_PATH": env["LD_LIBRARY_PATH"], "OLLAMA_LIBRARY_PATH": env["OLLAMA_LIBRARY_PATH"]}
+    shown = {"LD_LIBRARY_PATH": env["LD_LIBRARY_PATH"]}
+    if set_olp:
+        shown["OLLAMA_LIBRARY_PATH"] = env["OLLAMA_LIBRARY_PATH"]
     return Probe(tuple(dirs), shown, tuple(searched), tuple(skipped), tuple(files), tuple(loaded), kind)
 
 
@@ -502,15 +525,17 @@ def _run_probe_d(host: Host, loader: _Loader, lib_dir: str, dir_: str, server_en
     shown = {"LD_LIBRARY_PATH": env["LD_LIBRARY_PATH"]}
     if backend_path:
         env["GGML_BACKEND_PATH"] = shown["GGML_BACKEND_PATH"] = backend_path
-    if server.error:
+    error = d.start_error(host, server, env, RUNNER_LOADED)
+    if error:
         what = server.path or "llama-server"
-        return Probe(dirs, shown, (), ((what, server.error),), (), (), "llama-server", failure=server.error)
+        return Probe(dirs, shown, (), ((what, error),), (), (), "llama-server", failure=error)
     names = eras.rule("ggml_backend_names", version) or ("cuda", "cpu")
     scan_dir = server.scan_dir or lib_dir
     files, loaded = _scan_folder(host, loader, scan_dir, env, names)
     if backend_path:
         v = loader.verdict(backend_path, env)
-        name = posixpath.basename(backend_path)[len("libggml-"):].split(".")[0]
+        m = re.match(r"libggml-([A-Za-z0-9]+)", posixpath.basename(backend_path))
+        name = m.group(1).lower() if m else "unknown"
         files.append(FileConsidered(backend_path, name, "GGML_BACKEND_PATH", True,
                                     "loads" if v.ok else f"load_backend: failed to load {backend_path}: {v.error}", v))
         if v.ok:
@@ -547,11 +572,12 @@ def _deep_cuda(host: Host, folder: str) -> Optional[str]:
 
 def analyze(host: Host, install, env: Optional[Mapping[str, str]] = None,
             which: str = "configured", *, driver_major: Optional[int] = None,
-            compute: Optional[Tuple[int, int]] = None) -> ScanReport:
+            compute: Optional[Tuple[int, int]] = None, cuda_driver_api: Optional[int] = None) -> ScanReport:
     """The scanner model for this install. `env` overrides the server environment;
     otherwise `install.server_env(which)` ("configured": the next start; "running": now).
-    `driver_major` (NVML's driver major, e.g. from the load probe) and `compute` (the GPU's
-    compute capability) are run-time facts era D's driver filter uses when known."""
+    `driver_major` (NVML's driver major), `cuda_driver_api` (cuDriverGetVersion, e.g. 12080) and
+    `compute` (the GPU's compute capability, (9, 0)) are run-time facts, e.g. from the load
+    probe; era D's driver filter and era B's cudaVariant use them when known."""
     version = install.version
     era = eras.era_for(version) or eras.era_for(eras.DEFAULT_ERA_VERSION)
     server_env = dict(env if env is not None else install.server_env(which))
@@ -560,12 +586,16 @@ def analyze(host: Host, install, env: Optional[Mapping[str, str]] = None,
     notes: List[str] = []
     if install.version is None:
         notes.append(f"version unknown: the rules of v{eras.DEFAULT_ERA_VERSION} are used")
-    if era.letter in ("A0", "A"):
+    if era.letter == "A0":
         return ScanReport(version, era.letter, lib_dir, "", (), (), False, (), (), 0, "unknown",
-                          (f"{era.label}: runners are separate executables; the ggml scanner model "
-                           "does not apply",))
+                          (f"{era.label}: not modelled (NVML-first discovery, runners extracted from "
+                           "the binary at run time)",))
+    if era.letter == "A":
+        return _analyze_a(host, install, loader, server_env, version, era, lib_dir, notes,
+                          cuda_driver_api=cuda_driver_api, compute=compute)
     if era.letter == "B":
-        return _analyze_b(host, install, loader, server_env, version, era, lib_dir, notes)
+        return _analyze_b(host, install, loader, server_env, version, era, lib_dir, notes,
+                          cuda_driver_api=cuda_driver_api, compute=compute)
     return _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes,
                        driver_major=driver_major, compute=compute)
 
@@ -624,8 +654,7 @@ def _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes,
 
         cwd = getattr(getattr(install, "service", None), "working_directory", None) or "/"
         server = scanner_era_d.find_llama_server(
-            host, version, lib_dir, install.exe_dir or "", cwd, server_env, loader.ids,
-            _machine_arch(host), tuple(loader.runner_loaded))
+            host, version, lib_dir, install.exe_dir or "", cwd, loader.ids, _machine_arch(host))
     if lib_dir:
         for d in lib_dirs:
             why = skip(d) if d else None
@@ -674,6 +703,14 @@ def _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes,
                      "the server replaces it for every runner")
     if d_era:
         findings += _findings_d(host, version, lib_dir, server, probes, predicted, notes)
+        allowed = eras.rule("igpu_filter", version)
+        igpu = _env_var(server_env, "OLLAMA_IGPU_ENABLE")
+        if allowed and igpu and igpu in FALSE_VALUES:
+            notes.append(f"OLLAMA_IGPU_ENABLE={igpu}: integrated GPUs of every library are dropped, "
+                         "CUDA ones (Jetson) included")
+        elif allowed and not igpu and any("vulkan" in posixpath.basename(p.dirs[-1]) for p in probes.values()):
+            notes.append("an integrated GPU found through Vulkan is dropped (INFO `dropping integrated GPU`) "
+                         f"unless OLLAMA_IGPU_ENABLE=1; {'/'.join(allowed)} devices are kept")
     validation = tuple(p.dirs for p in probes.values() for b, _ in p.devices_kept if b in ("cuda", "hip"))
     return ScanReport(version, era.letter, lib_dir, glob, tuple(matches), tuple(lib_dirs), runner_started,
                       tuple(probes.values()), tuple(backends), gpu_loads, predicted, tuple(notes),
@@ -685,7 +722,8 @@ def _findings_d(host, version, lib_dir, server, probes, predicted, notes) -> Lis
     (§8 #10), Vulkan used instead of CUDA (§8 #21); RPATH notes."""
     out: List[Finding] = []
     failmsg = eras.rule("probe_failure_message", version, "failure during llama-server GPU discovery")
-    if server is not None and server.error and probes:
+    failure = next((p.failure for p in probes.values() if p.failure), None)
+    if server is not None and failure and all(p.failure for p in probes.values()):
         missing = server.path is None
         out.append(Finding(
             "llama-server-missing" if missing else "llama-server-cannot-start", "backend-lib-missing", "error",
@@ -693,7 +731,7 @@ def _findings_d(host, version, lib_dir, server, probes, predicted, notes) -> Lis
              f"{server.path} cannot be started: Ollama {version} cannot probe any GPU"),
             (f"Ollama v0.30+ discovers GPUs by running llama-server from its library folder; every probe "
              f"fails, the server logs INFO `{failmsg}` and uses the CPU."),
-            (f"{failmsg} error=\"{server.error}\"",),
+            (f"{failmsg} error=\"{failure}\"",),
             Fix("manual", {"hint": f"restore {lib_dir}/llama-server from the release tarball with mode 0755 "
                                    "(and a mount without noexec)"})))
     for p in probes.values():
@@ -947,14 +985,17 @@ def _dlopen_lazy(host: Host, loader: "_Loader", path: str, env: Mapping[str, str
 
 
 def _cudart_fallback(host: Host, lib_dir: str, server_env: Mapping[str, str], loader: "_Loader",
-                     cwd: str) -> Tuple[Optional[str], List[Tuple[str, str]]]:
+                     cwd: str, version: Optional[str] = None) -> Tuple[Optional[str], List[Tuple[str, str]]]:
     """When no libcuda works: libcudart (bundled cuda_v*/ first), which dlopens libcuda.so.1 by name."""
     from probes.loader import find_library
     from probes.shim import required
 
+    extra = eras.rule("cudart_bundled_glob", version)
     cands = find_gpu_libs(host, lib_dir, server_env, "libcudart.so*",
-                          ([f"{lib_dir}/cuda_v*/libcudart.so*"] if lib_dir else []) + list(CUDART_GLOBS), cwd)
-    names = required()["eras"].get("v0.4.0-v0.12.3", {}).get("cudart", ())
+                          ([extra.format(lib=lib_dir)] if lib_dir and extra else []) + list(CUDART_GLOBS), cwd)
+    by_era = required()["eras"]
+    names = (by_era.get(eras.rule("symbol_era", version) or "", {}).get("cudart")
+             or by_era.get("v0.4.0-v0.12.3", {}).get("cudart", ()))
     tried: List[Tuple[str, str]] = []
     for c in cands:
         why = _dlopen_lazy(host, loader, c, server_env, names)
@@ -976,13 +1017,15 @@ def _cudart_fallback(host: Host, lib_dir: str, server_env: Mapping[str, str], lo
 
 
 def discovery_b(host: Host, lib_dir: str, server_env: Mapping[str, str], loader: "_Loader",
-                cwd: str = "/") -> Tuple[Optional[str], List[Tuple[str, str]]]:
-    """Era B's GPU discovery in the server: libcuda (nvcuda), else cudart.
+                cwd: str = "/", version: Optional[str] = None) -> Tuple[Optional[str], List[Tuple[str, str]]]:
+    """Era A/B GPU discovery in the server (cgo): libcuda (nvcuda), else cudart.
     Returns (library used or None, [(candidate, outcome)])."""
     from probes.shim import required
 
+    if not eras.rule("cgo_bundled_search", version, True):
+        lib_dir = ""  # before v0.3.7 only LD_LIBRARY_PATH and the globs are searched
     candidates = find_gpu_libs(host, lib_dir, server_env, "libcuda.so*", NVCUDA_GLOBS, cwd)
-    wanted = required().get("libcuda_ollama_legacy", ())
+    wanted = eras.rule("nvcuda_symbols", version) or required().get("libcuda_ollama_legacy", ())
     tried: List[Tuple[str, str]] = []
     for c in candidates:
         why = _dlopen_lazy(host, loader, c, server_env, wanted)
@@ -990,78 +1033,281 @@ def discovery_b(host: Host, lib_dir: str, server_env: Mapping[str, str], loader:
             tried.append((c, "loads (cuInit and the device count are run-time facts)"))
             return c, tried
         tried.append((c, why))
-    found, more = _cudart_fallback(host, lib_dir, server_env, loader, cwd)
+    found, more = _cudart_fallback(host, lib_dir, server_env, loader, cwd, version)
     return found, tried + more
 
 
-def _analyze_b(host, install, loader, server_env, version, era, lib_dir, notes) -> ScanReport:
-    """Era B: cgo discovery in the server; the model runner gets one CUDA folder."""
+# What cuDriverGetVersion reports for a real NVIDIA driver branch (NVIDIA's release notes: the
+# CUDA version each driver supports). Used only when the driver is real (/proc/driver/nvidia).
+DRIVER_CUDA_API = ((580, (13, 0)), (575, (12, 9)), (570, (12, 8)), (565, (12, 7)), (560, (12, 6)),
+                   (555, (12, 5)), (550, (12, 4)), (545, (12, 3)), (535, (12, 2)), (530, (12, 1)),
+                   (525, (12, 0)), (520, (11, 8)), (515, (11, 7)), (510, (11, 6)), (470, (11, 4)))
+
+
+def _driver_api(host: Host, given: Optional[int]) -> Tuple[Optional[Tuple[int, int]], str]:
+    """The CUDA driver API version cuDriverGetVersion would give: the load probe's value when the
+    caller has it, else the real driver's branch from /proc/driver/nvidia/version."""
+    if given:
+        return (given // 1000, given % 1000 // 10), f"cuDriverGetVersion = {given} (load probe)"
+    from probes.device import driver_info
+
+    d = driver_info(host)
+    try:
+        major = int((d.version or "").split(".")[0])
+    except ValueError:
+        return None, "unknown (no NVIDIA kernel driver version to read; a shim answers at run time)"
+    for branch, api in DRIVER_CUDA_API:
+        if major >= branch:
+            return api, f"driver {d.version} ({d.source}) supports CUDA {api[0]}.{api[1]}"
+    return None, f"driver {d.version} is older than any CUDA 11.4 driver"
+
+
+def cuda_variant(version: Optional[str], api: Optional[Tuple[int, int]],
+                 compute: Optional[Tuple[int, int]]) -> Tuple[str, str]:
+    """cudaVariant by the version's rule: (variant, why). An unknown fact makes its check
+    undecidable; the check is then taken as not holding, and `why` says so."""
+    spec = eras.rule("cuda_variant", version) or {"checks": (), "default": "v12"}
+    unknown: List[str] = []
+    for check in spec["checks"]:
+        if "cc_below" in check:
+            if compute is None:
+                unknown.append(f"compute capability below {check['cc_below'][0]}.{check['cc_below'][1]} would give "
+                               f"{check['variant']}")
+                continue
+            if tuple(compute) < tuple(check["cc_below"]):
+                return check["variant"], f"compute capability {compute[0]}.{compute[1]}"
+        if "driver_below" in check:
+            if api is None:
+                unknown.append(f"a driver API below {check['driver_below'][0]}.{check['driver_below'][1]} would give "
+                               f"{check['variant']}")
+                continue
+            if tuple(api) < tuple(check["driver_below"]):
+                return check["variant"], f"CUDA driver API {api[0]}.{api[1]}"
+    why = "the newest rule applies" if not unknown else "assumed; " + "; ".join(unknown)
+    return spec["default"], why
+
+
+def _runner_paths_b(version: Optional[str], lib_dir: str, dep: Optional[str], compat: Optional[str],
+                    server_env: Mapping[str, str]) -> Tuple[List[str], List[str]]:
+    """The model runner's (LD_LIBRARY_PATH entries, OLLAMA_LIBRARY_PATH entries) by the version's layout."""
+    parts = {"dep": [dep] if dep else [], "compat": [compat] if compat else [], "lib": [lib_dir],
+             "inherited": _split_list(server_env.get("LD_LIBRARY_PATH")) if "LD_LIBRARY_PATH" in server_env else []}
+    ld = [x for part in (eras.rule("model_runner_ld_path", version) or ("dep", "compat", "lib", "inherited"))
+          for x in parts[part]]
+    olp = [x for part in (eras.rule("model_runner_olp", version) or ()) for x in parts[part]]
+    return ld, olp
+
+
+def _analyze_b(host, install, loader, server_env, version, era, lib_dir, notes, *,
+               cuda_driver_api: Optional[int] = None, compute: Optional[Tuple[int, int]] = None) -> ScanReport:
+    """Era B (v0.5.8–v0.12.3): cgo discovery in the server finds the GPU; the model runner
+    (llm/server.go NewLlamaServer) then gets one CUDA folder: DependencyPath =
+    LibOllamaPath/cuda_<cudaVariant> when it exists; compatible = the entry of LibOllamaPath
+    named exactly RunnerName() (or OLLAMA_LLM_LIBRARY when such an entry exists), then the
+    entries of the same family (name before the first "_"), in Go map order."""
     entries = host.listdir(lib_dir) if lib_dir else []
     cwd = getattr(getattr(install, "service", None), "working_directory", None) or "/"
-    found, tried = discovery_b(host, lib_dir, server_env, loader, cwd)
+    found, tried = discovery_b(host, lib_dir, server_env, loader, cwd, version)
+    findings: List[Finding] = []
     if found:
         notes.append(f"discovery (in the server, cgo) uses {found}")
+        via_cudart = posixpath.basename(found).startswith("libcudart")
+        api, api_why = ((0, 0), "discovery used cudart, which leaves the driver version at 0.0") if via_cudart \
+            else _driver_api(host, cuda_driver_api)
+        variant, why = cuda_variant(version, api, compute)
+        notes.append(f"cudaVariant = {variant} ({why}; driver API: {api_why})")
+        lib = f"cuda_{variant}"
     else:
         why = "; ".join(f"{c}: {o}" for c, o in tried[:4]) or "no libcuda.so* or libcudart.so* in the " \
             "bundled folder, LD_LIBRARY_PATH or the driver folders"
         notes.append(f"discovery (in the server, cgo) finds no usable libcuda or libcudart ({why}): "
                      "no GPU, so the model runner gets no CUDA folder")
-        entries = []  # a CPU-only result: RunnerName() is "cpu", so no CUDA folder is compatible
+        lib, variant = "cpu", ""
+        findings.append(Finding(
+            "cgo-discovery-no-libcuda", "driver-lib-not-found", "error",
+            f"Ollama {version} finds no usable libcuda.so* or libcudart.so*: it uses the CPU",
+            "Era B discovery (in the server) globs the bundled folder, the server's LD_LIBRARY_PATH and fixed "
+            "driver folders (not ld.so.cache), follows each match's links and needs every discovery symbol.",
+            tuple(f"{c}: {o}" for c, o in tried) or ("no candidate matched any glob",),
+            Fix("manual", {"hint": f"link the shim as {lib_dir}/libcuda.so.1 (searched first) or put its folder "
+                                   "on the service's LD_LIBRARY_PATH"})))
     requested = _env_var(server_env, "OLLAMA_LLM_LIBRARY")
-    bundled = eras.rule("bundled_cuda_dirs", version) or ("cuda_v12",)
-    compatible: List[str] = []
     if requested and requested in entries:
-        compatible.append(requested)
         notes.append(f"OLLAMA_LLM_LIBRARY={requested}: using requested gpu library")
+        lib = requested
     elif requested:
         notes.append(f"OLLAMA_LLM_LIBRARY={requested}: no {lib_dir}/{requested}, so it is ignored")
-    wanted = [b for b in reversed(bundled) if b in entries]
-    for b in wanted + sorted(e for e in entries if e.split("_", 1)[0] == "cuda"):
-        if b not in compatible:
-            compatible.append(b)
+    family = lib.split("_")[0]
+    exact = [e for e in entries if e == lib]
+    fam = sorted(e for e in entries if e != lib and e.split("_")[0] == family)
+    matching = exact + fam
+    random_pick = not exact and len(fam) > 1
+    if random_pick:
+        notes.append(f"no entry named {lib}: Ollama picks one of {', '.join(fam)} in Go map order (random); "
+                     f"the model shows {fam[0]}")
+    compatible = matching if eras.rule("model_runner_compatible", version) == "all" else matching[:1]
     probes: Dict[str, Probe] = {}
-    if compatible and lib_dir:
-        d = f"{lib_dir}/{compatible[0]}"
-        dep = f"{lib_dir}/{wanted[0]}" if wanted else d
-        # llm/server.go (v0.9.6): DependencyPath, compatible[0], LibOllamaPath, inherited, LibOllamaPath
-        ld = [dep, d, lib_dir]
-        probes[d] = _run_probe(host, loader, install, [lib_dir, d], server_env, version, "model-runner",
-                               ld_dirs=ld, ld_tail=[lib_dir])
-    elif lib_dir:
-        probes[""] = _run_probe(host, loader, install, [lib_dir], server_env, version, "model-runner")
-    gpu_loads = sum(len(p.gpu_loads) for p in probes.values())
+    dep = f"{lib_dir}/cuda_{variant}" if found and variant and host.exists(f"{lib_dir}/cuda_{variant}") else None
+    if lib_dir:
+        compat = f"{lib_dir}/{compatible[0]}" if compatible else None
+        ld, olp = _runner_paths_b(version, lib_dir, dep, compat, server_env)
+        key = compat or ""
+        probes[key] = _run_probe(host, loader, install, olp or ld, server_env, version, "model-runner",
+                                 ld_dirs=ld, ld_exact=True, set_olp=bool(olp))
+    gpu_loads = sum(len(p.gpu_loads) for p in probes.values()) if found else 0
     backends: List[BackendVerdict] = []
     if lib_dir and host.isdir(lib_dir):
+        p = next(iter(probes.values()), None)
         for folder in _folders(host, lib_dir):
             name = posixpath.basename(folder)
-            if folder in probes:
-                p = probes[folder]
-                files = tuple(f for f in p.files if posixpath.dirname(f.path) == folder)
-                ok = any(posixpath.dirname(x) == folder for b, x in p.gpu_loads)
-                base = next((f for f in files if f.role == "base-name"), None)
-                reason = (f"given to the model runner (OLLAMA_LIBRARY_PATH={p.env['OLLAMA_LIBRARY_PATH']}): "
-                          + ("libggml-cuda.so loads" if ok else
-                             (f"libggml-cuda.so {_fail_text(base.load, p.env)}" if base and base.opened
-                              else "no loadable libggml-cuda.so")))
-                backends.append(BackendVerdict(folder, name, True, ok, reason, dict(p.env), files,
+            searched = p is not None and folder in p.searched
+            files = tuple(f for f in p.files if posixpath.dirname(f.path) == folder) if p else ()
+            ok = bool(p) and any(posixpath.dirname(x) == folder for b, x in p.gpu_loads)
+            base = next((f for f in files if f.role == "base-name" and f.backend == "cuda"), None)
+            if folder == lib_dir:
+                backends.append(BackendVerdict(folder, name, searched, ok and bool(found),
+                                               "searched by the model runner" + (
+                                                   ": libggml-cuda.so here loads" if ok else " (CPU backends)"),
+                                               dict(p.env) if p else {}, files))
+            elif searched:
+                how = ("given to the model runner (" + ", ".join(f"{k}={v}" for k, v in p.env.items()) + ")")
+                if ok and found:
+                    reason = f"{how}: libggml-cuda.so loads"
+                elif ok:
+                    reason = (f"{how}: libggml-cuda.so loads, but discovery found no GPU, so no layer is "
+                              "offloaded")
+                elif base is not None and base.opened:
+                    reason = f"{how}: libggml-cuda.so {_fail_text(base.load, p.env)}"
+                else:
+                    reason = f"{how}: no loadable libggml-cuda.so"
+                backends.append(BackendVerdict(folder, name, True, ok and bool(found), reason, dict(p.env), files,
                                                base.load if base else None))
-            elif folder == lib_dir:
-                backends.append(BackendVerdict(folder, name, bool(probes), False,
-                                               "searched by every runner (CPU backends)"))
-            elif not found and name.split("_", 1)[0] == "cuda":
+            elif not found and name.split("_")[0] == "cuda":
                 backends.append(BackendVerdict(folder, name, False, False,
                                                "not used: discovery in the server found no usable libcuda "
                                                "(era B globs fixed driver folders, not ld.so.cache), so the "
                                                "model runner gets no CUDA folder"))
-            elif name in compatible:
+            elif name in matching:
                 backends.append(BackendVerdict(folder, name, False, False,
-                                               "a CUDA folder, but another one was chosen for the runner"))
+                                               f"a {family} folder, but {compatible[0]} is the one given to the runner"
+                                               + (" (Go map order: random)" if random_pick else "")))
             else:
                 backends.append(BackendVerdict(folder, name, False, False,
-                                               "not used: era B runs a CUDA folder named cuda_v12/cuda_v13 "
-                                               "(or cuda_*) only; this name is never chosen"))
+                                               f"not used: the runner gets {lib_dir}/{lib} or a folder of the "
+                                               f"{family} family (a name starting \"{family}_\"); "
+                                               f"this name is never chosen"))
     predicted = "cuda" if gpu_loads else "cpu"
+    if found and not gpu_loads and lib_dir:
+        notes.append("discovery finds the GPU, so the log says library=cuda, but the model runner loads no "
+                     "CUDA backend: layers run on the CPU")
     notes.append("era B finds the GPU through libcuda in the server itself (cgo); folders only decide "
                  "which CUDA backend the model runner loads")
     return ScanReport(version, era.letter, lib_dir, "", (), tuple(compatible), bool(probes),
-                      tuple(probes.values()), tuple(backends), gpu_loads, predicted, tuple(notes), ())
+                      tuple(probes.values()), tuple(backends), gpu_loads, predicted, tuple(notes), tuple(findings))
+
+
+# -- era A (reduced) ----------------------------------------------------------------------------
+def _analyze_a(host, install, loader, server_env, version, era, lib_dir, notes, *,
+               cuda_driver_api: Optional[int] = None, compute: Optional[Tuple[int, int]] = None) -> ScanReport:
+    """Era A (v0.1.34–v0.5.7), reduced: what can be told without the runner executables' insides.
+
+    Modelled: the cgo discovery in the server (libcuda by LD_LIBRARY_PATH then the NvcudaGlobs,
+    the bundled folder first from v0.3.7, links followed, the discovery symbols; else cudart);
+    the AVX gate that disables the GPU (v0.1.23–v0.5.1, probes.cpu); cudaVariant (v0.3.7+);
+    for v0.5.2–v0.5.7 the runner chosen among lib/ollama/runners/*/ollama_* (exact
+    cuda_<variant>[_avx], else the cuda family sorted; `_avx` runners need AVX) and whether its
+    DT_NEEDED resolve. Not modelled: runners embedded as payloads (v0.1.34–v0.5.1: extracted
+    to a temporary folder at run time), the runner's exact LD_LIBRARY_PATH (approximated as
+    DependencyPath + the runner's folder + the inherited value), cuInit and memory queries.
+    """
+    from probes import cpu as cpu_mod
+    from probes.loader import resolve_tree
+
+    findings: List[Finding] = []
+    cwd = getattr(getattr(install, "service", None), "working_directory", None) or "/"
+    found, tried = discovery_b(host, lib_dir, server_env, loader, cwd, version)
+    predicted = "cpu"
+    v = eras.parse_version(version) or (0, 0, 0)
+    gate = cpu_mod.gpu_gate(v)
+    facts = cpu_mod.collect(host)
+    gated = bool(gate) and facts.avx is False
+    if found:
+        notes.append(f"discovery (in the server, cgo) uses {found}")
+    else:
+        notes.append("discovery (in the server, cgo) finds no usable libcuda or libcudart: "
+                     + ("; ".join(f"{c}: {o}" for c, o in tried[:4]) or "no candidate matched any glob"))
+        findings.append(Finding(
+            "cgo-discovery-no-libcuda", "driver-lib-not-found", "error",
+            f"Ollama {version} finds no usable libcuda.so* or libcudart.so*: it uses the CPU",
+            "Era A discovery (in the server) globs the server's LD_LIBRARY_PATH and fixed driver folders "
+            "(not ld.so.cache)" + (", after the bundled folder" if eras.rule("cgo_bundled_search", version) else ""),
+            tuple(f"{c}: {o}" for c, o in tried) or ("no candidate matched any glob",),
+            Fix("manual", {"hint": "put the shim's folder on the service's LD_LIBRARY_PATH"})))
+    if gated:
+        notes.append(f"{facts.source}: no AVX, and Ollama {version} logs \"{gate['log']}\": the GPU is not used")
+        findings.append(Finding(
+            "avx-gate-disables-gpu", "cpu-lacks-avx", "error",
+            f"Ollama {version} disables the GPU because the (virtual) CPU lacks AVX",
+            f"v{'.'.join(map(str, gate['first']))}–v{'.'.join(map(str, gate['last']))} refuse every GPU without AVX.",
+            (f"{facts.source}: flags lack avx (model {facts.model or 'unknown'})", f"log: {gate['log']}"),
+            Fix("manual", {"hint": "give the VM the host's CPU type (QEMU/Proxmox 'host', libvirt "
+                                   "host-passthrough), or upgrade Ollama"})))
+    variant = ""
+    if found and not gated:
+        via_cudart = posixpath.basename(found).startswith("libcudart")
+        api, api_why = ((0, 0), "discovery used cudart") if via_cudart else _driver_api(host, cuda_driver_api)
+        if eras.rule("cuda_variant", version):
+            variant, why = cuda_variant(version, api, compute)
+            notes.append(f"cudaVariant = {variant} ({why}; driver API: {api_why})")
+    probes: List[Probe] = []
+    backends: List[BackendVerdict] = []
+    chosen: Optional[str] = None
+    if eras.rule("era_a_runners", version) == "payload":
+        notes.append(f"{era.label}: the runners are embedded in the ollama binary and extracted at run "
+                     "time ($OLLAMA_TMPDIR or /tmp/ollama*/runners): vgpu-tui cannot check them statically")
+        predicted = "cuda" if found and not gated else "cpu"
+    elif lib_dir:
+        runners_dir = f"{lib_dir}/runners"
+        names = [n for n in host.listdir(runners_dir)
+                 if any(f.startswith("ollama_") for f in host.listdir(f"{runners_dir}/{n}"))]
+        usable = [n for n in names if not (len(n.split("_")) == 3 and n.endswith("_avx") and facts.avx is False)]
+        wanted = f"cuda_{variant}" if variant else "cuda"
+        exact = [n for n in usable if n == wanted or "_".join(n.split("_")[:2]) == wanted]
+        family = sorted(n for n in usable if n.split("_")[0] == "cuda" and n not in exact)
+        cuda_order = (exact[-1:] + family) if found and not gated else []
+        for n in names:
+            folder = f"{runners_dir}/{n}"
+            exe = next((f"{folder}/{f}" for f in host.listdir(folder) if f.startswith("ollama_")), folder)
+            if n not in usable:
+                backends.append(BackendVerdict(folder, n, False, False,
+                                               "not used: an _avx GPU runner and the CPU lacks AVX "
+                                               "(INFO `GPU runner incompatible with host system`)"))
+                continue
+            if cuda_order and n == cuda_order[0]:
+                dep = f"{lib_dir}/cuda_{variant}" if variant and host.exists(f"{lib_dir}/cuda_{variant}") else None
+                ld = ([dep] if dep else []) + [lib_dir, folder] + _split_list(server_env.get("LD_LIBRARY_PATH"))
+                env = dict(server_env)
+                env["LD_LIBRARY_PATH"] = ":".join(ld)
+                tree = resolve_tree(host, exe, env)
+                bad = [x.name for x in tree.unresolved() if x.name not in loader.runner_loaded]
+                ok = not bad
+                chosen = folder if ok else None
+                probes.append(Probe((folder,), {"LD_LIBRARY_PATH": env["LD_LIBRARY_PATH"]}, (folder,), (), (),
+                                    (("cuda", exe),) if ok else (), "model-runner"))
+                reason = (f"the CUDA runner Ollama starts (LD_LIBRARY_PATH≈{env['LD_LIBRARY_PATH']}): "
+                          + ("its libraries resolve" if ok else
+                             f"{bad[0]} is not found, so the runner cannot start and Ollama falls back to the CPU runner"))
+                backends.append(BackendVerdict(folder, n, True, ok, reason, {"LD_LIBRARY_PATH": env["LD_LIBRARY_PATH"]}))
+            elif n.split("_")[0] == "cuda":
+                why = ("discovery found no GPU" if not found else "the GPU is disabled (no AVX)" if gated
+                       else f"{cuda_order[0]} is chosen first" if cuda_order else "not chosen")
+                backends.append(BackendVerdict(folder, n, False, False, f"a CUDA runner, not used: {why}"))
+            else:
+                backends.append(BackendVerdict(folder, n, False, False, "a CPU or other runner"))
+        if not names:
+            notes.append(f"{runners_dir} has no runner: Ollama {version} uses its built-in CPU runner")
+        predicted = "cuda" if chosen else "cpu"
+    notes.append(f"{era.label} is modelled in part: see the notes; cuInit and the device queries are run-time facts")
+    gpu = 1 if predicted == "cuda" else 0
+    return ScanReport(version, era.letter, lib_dir, "", (), (), bool(probes), tuple(probes), tuple(backends),
+                      gpu, predicted, tuple(notes), tuple(findings))

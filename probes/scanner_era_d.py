@@ -105,13 +105,11 @@ def llama_server_candidates(host: Host, version: Optional[str], lib_dir: str, ex
 
 
 def find_llama_server(host: Host, version: Optional[str], lib_dir: str, exe_dir: str, cwd: str,
-                      env: Mapping[str, str], ids=None, arch: str = "amd64",
-                      runner_libs: Sequence[str] = ()) -> LlamaServer:
+                      ids=None, arch: str = "amd64") -> LlamaServer:
     """FindLlamaServer (os.Stat of each candidate), then what exec() would say for the service user:
     permission denied (no execute bit / a folder), exec format error (not an ELF of this machine),
-    or ld.so's `error while loading shared libraries` for an unresolved DT_NEEDED."""
+    (start_error adds ld.so's verdict, which depends on each probe's LD_LIBRARY_PATH)."""
     from probes.elf import read_elf
-    from probes.loader import resolve_tree
 
     checked = llama_server_candidates(host, version, lib_dir, exe_dir, cwd, arch)
     path = next((c for c in checked if host.exists(c)), None)
@@ -131,14 +129,26 @@ def find_llama_server(host: Host, version: Optional[str], lib_dir: str, exe_dir:
         return dataclasses.replace(server, start_error=f"fork/exec {path}: exec format error (not an ELF file)")
     if info.machine_code is not None and info.machine_code not in (62, 183) or info.type not in ("EXEC", "DYN"):
         return dataclasses.replace(server, start_error=f"fork/exec {path}: exec format error ({info.summary()})")
-    lenv = dict(env)
-    tree = resolve_tree(host, path, lenv)
+    return server
+
+
+def start_error(host: Host, server: LlamaServer, env: Mapping[str, str], runner_libs: Sequence[str] = ()
+                ) -> Optional[str]:
+    """ld.so's verdict on starting llama-server with the probe's environment (its DT_NEEDED:
+    libggml-base, libllama, ... found through LD_LIBRARY_PATH, its RUNPATH $ORIGIN, the cache)."""
+    from probes.elf import read_elf
+    from probes.loader import resolve_tree
+
+    if server.error or server.path is None:
+        return server.error
+    if not read_elf(host, server.path, symbols=False).is_elf:
+        return None  # a script
+    tree = resolve_tree(host, server.path, env)
     bad = [n.name for n in tree.unresolved() if n.name not in runner_libs]
     if bad:
-        return dataclasses.replace(
-            server, start_error=(f"{posixpath.basename(path)}: error while loading shared libraries: {bad[0]}: "
-                                 "cannot open shared object file: No such file or directory (exit status 127)"))
-    return server
+        return (f"{posixpath.basename(server.path)}: error while loading shared libraries: {bad[0]}: "
+                "cannot open shared object file: No such file or directory (exit status 127)")
+    return None
 
 
 def llama_server_env(host: Host, version: Optional[str], server: LlamaServer, lib_dir: str,

@@ -501,6 +501,18 @@ def snapshot_path(name: str, folder: Optional[str] = None) -> str:
 
 def save(snap: Mapping[str, Any], name: str, folder: Optional[str] = None) -> str:
     path = snapshot_path(name, folder)
+    # A path is the user's own file: only a .json name, and never over a file that is not a
+    # snapshot (`snapshot save ../../etc/passwd` must not clobber anything).
+    if ("/" in name or name.endswith(".json")) and not path.endswith(".json"):
+        raise ToolError(f"snapshot save {name}: a path must end in .json (or give a plain NAME)")
+    if os.path.lexists(path):
+        try:
+            with open(path, "r", encoding="utf-8") as fh:
+                ours = json.load(fh).get("snapshot") == FORMAT
+        except (OSError, ValueError, AttributeError):
+            ours = False
+        if not ours or os.path.islink(path) or not os.path.isfile(path):
+            raise ToolError(f"{path} exists and is not a vgpu-tui snapshot; not overwritten")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:

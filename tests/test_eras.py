@@ -50,3 +50,24 @@ def test_symbol_era_keys_exist_in_required_json():
     for v in ("0.1.20", "0.3.0", "0.9.6", "0.12.5", "0.24.0", "0.33.0"):
         assert rule("symbol_era", v) in eras
     assert rules_for("0.24.0")["symbol_era"] == "v0.12.6-v0.25"
+
+
+def test_era_d_and_b_rules_follow_their_tags():
+    # filterOldCUDADriver: f22ec2ec4 (v0.30.11) replaced the old-compute-only check.
+    assert rule("cuda_driver_filter", "0.30.10")["needs"] == "old-compute"
+    assert rule("cuda_driver_filter", "0.30.11")["checks"][0]["driver_below"] == 550
+    assert rule("cuda_driver_filter", "0.24.0") is None
+    assert rule("jetpack_missing_dir_fallback", "0.31.1") is None and rule("jetpack_missing_dir_fallback", "0.31.2")
+    assert rule("llama_server_candidates", "0.30.0")[0] == "{lib}/llama-server"
+    # Era B runner layouts: 718eda1b3 (v0.6.7) and 6a74bba7e (v0.6.8).
+    assert rule("model_runner_olp", "0.6.6") is None and rule("model_runner_olp", "0.6.7") == ("lib", "compat")
+    assert rule("model_runner_ld_path", "0.6.7")[1] == "inherited"
+    assert rule("model_runner_ld_path", "0.6.8")[:3] == ("dep", "compat", "lib")
+    assert rule("model_runner_compatible", "0.11.5") == "first-per-gpu"
+    # cudaVariant: v11 until v0.11.10, v13 from v0.11.11, the compute check from v0.12.0.
+    assert rule("cuda_variant", "0.5.12")["checks"][0]["cc_below"] == (6, 0)
+    assert rule("cuda_variant", "0.11.11")["default"] == "v13"
+    assert "cc_below" in rule("cuda_variant", "0.12.0")["checks"][0]
+    assert rule("cuda_variant", "0.3.6") is None
+    assert "cuDeviceGetName" not in rule("nvcuda_symbols", "0.1.34")
+    assert rule("era_a_runners", "0.5.1") == "payload" and rule("era_a_runners", "0.5.2") == "runners-dir"

@@ -29,14 +29,20 @@ CPU_IC = ('time=2026-01-01T00:00:00Z level=INFO source=types.go:60 msg="inferenc
           'compute="" name=cpu description=cpu libdirs=ollama driver="" pci_id="" type="" total="31 GiB" available="29 GiB"')
 
 
-def write_journal(path: Path, messages, unit="ollama.service", start_us=None, mono=1000):
-    """Append entries to a real journal file with systemd-journal-remote (export format on stdin)."""
+def journal_export(messages, unit="ollama.service", start_us=None, mono=1000) -> bytes:
+    """Entries in journald's export format (what systemd-journal-remote reads)."""
     ts = start_us or int(time.time() * 1e6)
     out = b""
     for i, msg in enumerate(messages):
         out += (b"__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=0123456789abcdef0123456789abcdef\n"
                 b"_SYSTEMD_UNIT=%s\nSYSLOG_IDENTIFIER=ollama\n_PID=4242\n_HOSTNAME=gpuvm\nMESSAGE=%s\n\n"
                 % (ts + i, mono + i, unit.encode(), msg.encode()))
+    return out
+
+
+def write_journal(path: Path, messages, unit="ollama.service", start_us=None, mono=1000):
+    """Append entries to a real journal file with systemd-journal-remote (export format on stdin)."""
+    out = journal_export(messages, unit, start_us, mono)
     subprocess.run([JOURNAL_REMOTE, "-o", str(path), "-"], input=out, check=True, capture_output=True, timeout=30)
 
 

@@ -72,3 +72,20 @@ def test_skipped_folder_says_what_would_happen(tmp_path):
     vm2 = build_vm(str(tmp_path / "vm2"), faults=("llm-library-no-match", "cublas-missing"))
     v = scan(vm2).backend(LIB + "/cuda_v12")
     assert not v.if_probed.ok and "libcublas.so.12" in v.if_probed.error
+
+
+def test_every_finding_id_is_documented_for_the_diagnosis():
+    """probes.diagnose dedupes by id: every id the scanner can emit is listed in its docstring
+    with the category it is emitted under."""
+    import re
+    from pathlib import Path
+
+    import probes.scanner as sc
+
+    src = Path(sc.__file__).read_text()
+    emitted = re.findall(r'Finding\(\s*\(?"([a-z0-9-]+)"(?:\s+if\s+\w+\s+else\s+"([a-z0-9-]+)")?', src)
+    ids = {i for pair in emitted for i in pair if i}
+    assert "llm-library-no-match" in ids and "llama-server-missing" in ids
+    doc = sc.__doc__
+    for i in ids:
+        assert re.search(rf"^\s+{re.escape(i)}\s+[a-z-]+\s+(error|warning|info)\b", doc, re.M), i

@@ -28,3 +28,18 @@ def test_agrees_with_simulator(tmp_path, fault):
     our_opened = sorted(f.path for p in ours.probes for f in p.files if f.backend == "cuda" and f.opened)
     their_opened = sorted(b.path for p in theirs.probes for b in p.cuda)
     assert our_opened == their_opened
+
+
+@pytest.mark.parametrize("value", ["cuda", "cuda_v12", " 'cuda_v12' "])
+def test_no_subfolder_probe_is_never_filtered_by_llm_library(tmp_path, value):
+    """v0.24.0 discover/runner.go filters only real folders: with every backend flat in
+    lib/ollama (no subfolder matches the glob) the lone "" probe runs whatever
+    OLLAMA_LLM_LIBRARY says, and the flat libggml-cuda.so loads. Both models must say so."""
+    vm = build_vm(str(tmp_path / "vm"), faults=("flat-layout",))
+    inst = find_install(vm.host)
+    env = dict(inst.env, OLLAMA_LLM_LIBRARY=value)
+    theirs = discovery.discover(vm.host, inst.binary, env)
+    ours = analyze(vm.host, inst, env=env)
+    assert [p.dirs for p in theirs.probes] == [(inst.lib_dir,)] and theirs.skipped == ()
+    assert [p.dirs for p in ours.probes] == [(inst.lib_dir,)]
+    assert theirs.initial_count == 1 and ours.predicted_library == "cuda"

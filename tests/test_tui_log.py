@@ -80,7 +80,7 @@ async def test_follow_filter_on_the_live_demo_log(tmp_path):
 
         # `/` filter (w: no wrap, one line per line): only the GPU verdict line; `!` inverts
         await pilot.press("w", "slash")
-        await pilot.press(*"library=CUDA.*name=CUDA0")
+        app.query_one("#log-filter").value = "library=CUDA.*name=CUDA0"  # as typed, in one go
         await pilot.press("enter")
         await pilot.pause(0.1)
         assert [line for line in view.lines if line] == [strip_timestamp(GPU)]

@@ -70,6 +70,7 @@ async def test_fix_relaunch_undo_loop(vm):
         assert first["category"] == "wrong-library-override"
         assert "OLLAMA_LLM_LIBRARY" in first["title"]
         assert first["fix"]["kind"] == "unset"
+        assert "x: preview and apply" in str(app.query_one("#findings-detail-body").render())
         shown = [b.binding.action for b in app.screen.active_bindings.values()]
         assert "pane_fix" in shown and "relaunch" in shown  # the keys are offered (footer)
 
@@ -117,4 +118,4 @@ async def test_readonly_offers_no_action(vm):
         await pilot.pause(0.2)
         assert not isinstance(app.screen, (FixPreviewScreen, RelaunchScreen))
         # the finding still says what to do, without offering the key
-        assert "press x" not in str(app.query_one("#findings-detail-body").render())
+        assert "x: preview" not in str(app.query_one("#findings-detail-body").render())

@@ -7,6 +7,7 @@ and `--readonly` removes every action (hidden from the footer, refused if invoke
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import time
@@ -36,6 +37,7 @@ PANES = (DevicePane, LibTreePane, ShimPane, LogPane, FindingsPane, ChangesPane)
 NARROW_WIDTH = 100  # below this (or NARROW_HEIGHT rows) one pane at a time, with tabs
 NARROW_HEIGHT = 30
 ACTIONS_THAT_CHANGE = ("relaunch", "undo_last", "fix")
+MAIN_SCREEN_ONLY = ACTIONS_THAT_CHANGE + ("zoom", "rescan", "compare", "focus_pane", "help")
 DEFAULT_THEME = "textual-dark"
 # The sizes of the 120x40 layout (app.tcss has the same; single-pane mode overrides them inline).
 WIDE = {"row-top": 16, "device": 38, "col-findings": 58, "changes": 7}
@@ -45,7 +47,7 @@ class PaneTabs(Static):
     """The pane switcher shown when one pane fills the body (80×24, or zoomed)."""
 
     DEFAULT_CSS = """
-    PaneTabs { height: 1; background: $panel; display: none; }
+    PaneTabs { height: 1; background: $panel; display: none; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, **kwargs) -> None:
@@ -108,6 +110,7 @@ class VgpuApp(App):
         self.zoomed = False
         self._layout_key: Optional[tuple] = None
         self._lit: Optional[Pane] = None  # the pane whose border shows the focus
+        self._term_size = None
         self.last_compare: Optional[tuple] = None
         self.timings: Dict[str, float] = {"start": time.perf_counter()}
         self._owns_ctx = ctx is None
@@ -139,7 +142,12 @@ class VgpuApp(App):
             pane.readonly = self.readonly
         self._apply_layout()
         self.query_one(FindingsPane).focus_main()
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.call_after_refresh(self._first_paint)
+
+    def _theme_changed(self, theme) -> None:
+        if self._lit is not None:
+            self._lit.mark_active(True)  # the lit border takes the new theme's accent
 
     def _first_paint(self) -> None:
         """The first frame is on the screen: only now start the work (it competes for the GIL)."""
@@ -147,12 +155,14 @@ class VgpuApp(App):
         self.prepare()
 
     def on_resize(self, event) -> None:
+        self._term_size = event.size  # App.size is updated after this handler runs
         self._apply_layout()
 
     @property
     def single(self) -> bool:
         """One pane at a time: a small terminal, or zoomed."""
-        return self.zoomed or self.size.width < NARROW_WIDTH or self.size.height < NARROW_HEIGHT
+        size = self._term_size or self.size
+        return self.zoomed or size.width < NARROW_WIDTH or size.height < NARROW_HEIGHT
 
     def _apply_layout(self) -> None:
         """Show every pane, or only the active one; touches the DOM only when that changes."""
@@ -214,14 +224,25 @@ class VgpuApp(App):
         self._collect()
 
     def _collect(self) -> None:
+        """The report, in two steps when the load probe runs: the static analysis fills the
+        panes at once, the probe's child process (up to its timeout with a hanging shim) then
+        completes them, with its progress in the header."""
         call = self.call_from_thread
-        call(self.set_busy, "diagnosing: device, Ollama, libraries, shims, log…")
-        try:
-            snapshot = data.collect(self.host, self.args, progress=lambda s: call(self.set_busy, s))
-        except Exception as exc:  # a probe's bug must not freeze or kill the screen
-            snapshot = data.Snapshot({"findings": data.Section(note=f"diagnosis failed: {type(exc).__name__}: {exc}")})
-        changes = actions.list_changes(self.host) if self.host is not None else []
-        call(self._show_snapshot, snapshot, changes)
+        probe = not getattr(self.args, "no_probe", False)
+        steps = [(argparse.Namespace(**{**vars(self.args), "no_probe": True}), True)] if probe else []
+        steps.append((self.args, False))
+        for args, pending in steps:
+            call(self.set_busy, "diagnosing: device, Ollama, libraries, shims, log…" if not pending or not probe
+                 else "diagnosing (static analysis)…")
+            try:
+                snapshot = data.collect(self.host, args, progress=lambda s: call(self.set_busy, s))
+            except Exception as exc:  # a probe's bug must not freeze or kill the screen
+                snapshot = data.Snapshot({"findings": data.Section(note=f"diagnosis failed: {type(exc).__name__}: {exc}")})
+            snapshot.probe_pending = pending and probe
+            changes = actions.list_changes(self.host) if self.host is not None else []
+            call(self._show_snapshot, snapshot, changes)
+            if pending:
+                call(self.set_busy, "load probe: dlopen and cuInit of the driver libraries in a child process…")
 
     def _fatal(self, message: str) -> None:
         self.set_busy("")
@@ -238,7 +259,8 @@ class VgpuApp(App):
 
     def _show_snapshot(self, snapshot: data.Snapshot, changes: List[dict]) -> None:
         self.snapshot = snapshot
-        self.set_busy("")
+        if not snapshot.probe_pending:
+            self.set_busy("")
         self.query_one(VerdictBar).show(snapshot)
         self.query_one(DevicePane).show(snapshot)
         self.query_one(LibTreePane).show(snapshot, self.host)
@@ -247,6 +269,8 @@ class VgpuApp(App):
         self.query_one(ChangesPane).show(changes)
         self.refresh_bindings()
         self.timings.setdefault("filled", time.perf_counter())
+        if not snapshot.probe_pending:
+            self.timings.setdefault("complete", time.perf_counter())
 
     async def settled(self, timeout: float = 20.0) -> bool:
         """Wait until the panes are filled and no worker runs but the log's follower (tests, bench)."""
@@ -266,6 +290,15 @@ class VgpuApp(App):
     @work(thread=True, exclusive=True, group="prepare", exit_on_error=False)
     def rescan(self) -> None:
         self._collect()
+
+    def on_worker_state_changed(self, event) -> None:
+        """A worker that failed (a bug in a probe or here) is said in one line, never a traceback."""
+        from textual.worker import WorkerState
+
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.set_busy("")
+            self.notify(f"{event.worker.name} failed: {type(error).__name__}: {error}", severity="error", timeout=15)
 
     # -- focus and panes --------------------------------------------------------------
     def action_focus_pane(self, pane_id: str) -> None:
@@ -290,6 +323,8 @@ class VgpuApp(App):
     def check_action(self, action: str, parameters) -> Optional[bool]:
         if self.readonly and action in ACTIONS_THAT_CHANGE:
             return False
+        if action in MAIN_SCREEN_ONLY and len(self.screen_stack) > 1:
+            return False  # not from inside the fix preview, the watch or help
         if action in ("relaunch", "undo_last") and self.host is None:
             return None  # shown greyed until the system is open
         return True
@@ -318,6 +353,9 @@ class VgpuApp(App):
         """Preview the finding's fix; apply it through the fix engine when confirmed."""
         if self.readonly or self.host is None:
             self.notify("read-only: changes are refused", severity="warning")
+            return
+        if (finding.get("fix") or {}).get("kind") == "relaunch":
+            self.action_relaunch()  # the fix is the restart itself: the watch shows it
             return
         from tui.screens.fix_preview import FixPreviewScreen
 

@@ -122,8 +122,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ToolError as exc:
         if getattr(args, "debug", False):
             raise
-        sys.stderr.write(f"vgpu-tui: {exc}\n")
+        sys.stderr.write(f"vgpu-tui: {_printable(str(exc))}\n")
         return exc.exit_code
+    except PermissionError as exc:  # e.g. a fix or undo run without the rights it needs
+        if getattr(args, "debug", False):
+            raise
+        where = exc.filename if exc.filename is not None else ""
+        sys.stderr.write(f"vgpu-tui: {_printable(str(where))}: permission denied "
+                         f"(reading works as any user; changing the system needs root)\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("vgpu-tui: interrupted\n")
         return 130
@@ -132,8 +139,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # the tool itself failed: one line, exit 2
         if getattr(args, "debug", False):
             raise
-        sys.stderr.write(f"vgpu-tui: internal error: {type(exc).__name__}: {exc} (run with --debug for details)\n")
+        sys.stderr.write(f"vgpu-tui: internal error: {type(exc).__name__}: {_printable(str(exc))} (run with --debug for details)\n")
         return 2
+
+
+def _printable(text: str) -> str:
+    """A message naming a non-UTF-8 path: its bytes as \\xNN (as `tree` shows them), one line."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.replace("\n", " ").replace("\r", " ")
 
 
 def _run_app(args: argparse.Namespace) -> int:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 import shutil
+import sys
 import tempfile
 from typing import Optional
 
@@ -22,9 +24,11 @@ class Context:
     args: argparse.Namespace
     demo_dir: Optional[str] = None  # where the demo VM lives, when --demo
     _cleanup: Optional[str] = None  # a temporary demo folder to remove on exit
+    _pointed: bool = False          # a printed command was pointed at a temporary demo
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Context":
+        _check_assume_version(getattr(args, "assume_version", None))
         if getattr(args, "demo", False):
             if getattr(args, "root", None):
                 raise ToolError("--demo and --root cannot be used together")
@@ -37,8 +41,16 @@ class Context:
             return cls(Host(root), args, demo_dir=root, _cleanup=cleanup)
         root = getattr(args, "root", None)
         if root:
+            try:
+                os.stat(root)
+            except PermissionError:
+                raise ToolError(f"--root {root}: permission denied")
+            except OSError:
+                pass
             if not os.path.isdir(root):
                 raise ToolError(f"--root {root}: not a folder")
+            if not os.access(root, os.R_OK | os.X_OK):  # else every probe reads "nothing there"
+                raise ToolError(f"--root {root}: permission denied")
             return cls(Host(root), args)
         return cls(Host.local(), args)
 
@@ -48,6 +60,34 @@ class Context:
     def __exit__(self, *exc) -> None:
         if self._cleanup:
             shutil.rmtree(self._cleanup, ignore_errors=True)
+            if self._pointed:
+                sys.stdout.flush()  # the note comes after the commands it is about
+                sys.stderr.write(
+                    f"vgpu-tui: note: this demo VM lived in a temporary folder, now removed; the printed "
+                    f"commands keep one in {KEEP_DEMO_DIR()} (--demo-dir), where fix, relaunch and undo "
+                    f"can follow each other\n")
+
+    def command_root(self) -> str:
+        """The options that make a printed `vgpu-tui ...` command act on this same system when
+        copy-pasted: "" (this machine), "--root DIR", or "--demo --demo-dir DIR" — for a
+        temporary demo (removed on exit) a lasting folder, since the printed one is gone."""
+        if self.demo_dir:
+            if self._cleanup:
+                self._pointed = True
+                return f"--demo --demo-dir {shlex.quote(KEEP_DEMO_DIR())}"
+            return f"--demo --demo-dir {shlex.quote(self.demo_dir)}"
+        if not self.host.live:
+            return f"--root {shlex.quote(self.host.root)}"
+        return ""
+
+    def on_this_system(self, command: str) -> str:
+        """A `vgpu-tui ...` command (from a probe) with command_root() put in front."""
+        prefix = self.command_root()
+        if not prefix or not command.startswith("vgpu-tui ") or command.startswith(f"vgpu-tui {prefix} "):
+            return command
+        if command.startswith(("vgpu-tui --root ", "vgpu-tui --demo ")):
+            return command
+        return f"vgpu-tui {prefix} " + command[len("vgpu-tui "):]
 
     def system_path(self, path: str) -> str:
         """A path given on the command line, as an inspected path of the host's system."""
@@ -58,10 +98,27 @@ class Context:
         return path
 
 
+def KEEP_DEMO_DIR() -> str:
+    """Where printed commands keep the demo VM when this run's folder was temporary."""
+    return os.path.join(os.path.expanduser("~"), "vgpu-demo")
+
+
+def _check_assume_version(text: Optional[str]) -> None:
+    """--assume-version must name a version: a typo would silently make Ollama "unknown"."""
+    if text is None:
+        return
+    from probes.eras import parse_version
+    if parse_version(text) is None:
+        raise ToolError(f"--assume-version {text!r}: expected an Ollama version like 0.24.0")
+
+
 def build_demo(target: str) -> str:
     """Build (or reuse) the demo VM in `target`; returns its root folder."""
     try:
         from probes.sandbox.demo import build_demo as _build
     except ImportError as exc:  # pragma: no cover - only while the sandbox is being built
         raise ToolError(f"the demo VM is not available: {exc}")
-    return _build(target)
+    try:
+        return _build(target)
+    except (OSError, ValueError) as exc:  # an occupied or unwritable --demo-dir: one line, exit 2
+        raise ToolError(f"--demo-dir {target}: {exc}")

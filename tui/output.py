@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any, Iterable, List, Optional, Sequence, TextIO
 
@@ -29,18 +30,26 @@ def emit_json(value: Any, stream: Optional[TextIO] = None) -> None:
     (stream or sys.stdout).write(to_json(value) + "\n")
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def visible_len(text: str) -> int:
+    """The width a cell takes on screen: colour codes (paint) take none."""
+    return len(_ANSI.sub("", text))
+
+
 def table(rows: Sequence[Sequence[str]], header: Optional[Sequence[str]] = None, gap: int = 2) -> List[str]:
-    """Rows aligned in columns (the last column is never padded)."""
+    """Rows aligned in columns (the last column is never padded); painted cells align too."""
     all_rows = ([list(header)] if header else []) + [list(r) for r in rows]
     if not all_rows:
         return []
     widths = [0] * max(len(r) for r in all_rows)
     for r in all_rows:
         for i, cell in enumerate(r[:-1]):
-            widths[i] = max(widths[i], len(cell))
+            widths[i] = max(widths[i], visible_len(cell))
     lines = []
     for r in all_rows:
-        cells = [c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)]
+        cells = [c + " " * (widths[i] - visible_len(c)) if i < len(r) - 1 else c for i, c in enumerate(r)]
         lines.append((" " * gap).join(cells).rstrip())
     return lines
 

@@ -346,17 +346,21 @@ def discover(host: Host, exe: str, env: Mapping[str, str], user: str = "ollama")
     exe = host.resolve(exe).final  # /proc/self/exe is already resolved
     lib = lib_ollama_path(host, exe)
     glob_dirs = glob_lib_dirs(host, lib)
-    requested = env.get("OLLAMA_LLM_LIBRARY", "")
-    vulkan = (env.get("OLLAMA_VULKAN") or "").lower() in ("1", "true", "t", "yes", "on")
+    # envconfig.Var trims spaces then quotes; envconfig.Bool is strconv.ParseBool (unparsable: true).
+    requested = (env.get("OLLAMA_LLM_LIBRARY") or "").strip().strip("\"'")
+    vulkan_raw = (env.get("OLLAMA_VULKAN") or "").strip().strip("\"'")
+    vulkan = bool(vulkan_raw) and vulkan_raw not in ("0", "f", "F", "false", "FALSE", "False")
     skipped: List[Tuple[str, str]] = []
     probes: List[Probe] = []
     lib_dirs = glob_dirs or [""]
     for d in lib_dirs:
+        # discover/runner.go (v0.24.0) filters only real folders: the "" probe (LibOllamaPath
+        # alone, when no subfolder matched the glob) always runs, whatever OLLAMA_LLM_LIBRARY says.
         base = os.path.basename(d) if d else ""
-        if requested and base != requested and not requested.startswith("mlx_"):
-            skipped.append(("user", d or lib))
+        if d and requested and base != requested and not requested.startswith("mlx_"):
+            skipped.append(("user", d))
             continue
-        if "vulkan" in base and not vulkan:
+        if d and "vulkan" in base and not vulkan:
             skipped.append(("vulkan", d))
             continue
         dirs = [lib, d] if d else [lib]

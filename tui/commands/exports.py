@@ -19,12 +19,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-imports", action="store_true", help="leave the imported symbols out of the text")
 
 
+# --against names probes.shim understands besides an Ollama version (anything else it would
+# silently take for libcuda).
+AGAINST_NAMES = ("libcuda", "libcuda.so.1", "cuda", "nvml", "libnvidia-ml", "libnvidia-ml.so.1")
+
+
 def check_against(info: ElfInfo, against: str):
     """probes.shim.check_exports, or a ToolError when that module is not there."""
     try:
+        from probes.eras import parse_version
         from probes.shim import check_exports
     except ImportError as exc:
         raise ToolError(f"--against is not available: {exc}")
+    if against.lower() not in AGAINST_NAMES and parse_version(against) is None:
+        raise ToolError(f"--against {against!r}: expected libcuda, nvml or an Ollama version like 0.24.0")
     return check_exports(info, against)
 
 
@@ -55,6 +63,24 @@ def exports_json(info: ElfInfo, against=None, check=None) -> dict:
     return out
 
 
+TIER_NAMES_SHOWN = 30  # per tier in the text; --json lists every name
+
+
+def _check_lines(check, against: str, missing, findings):
+    lines = []
+    if missing:
+        lines.append(paint(f"Missing against {against} ({len(missing)}):", "red"))
+    else:
+        lines.append(paint(f"Nothing required by {against} is missing.", "green"))
+    for tier, names in _by_tier(check).items():
+        shown = ", ".join(names[:TIER_NAMES_SHOWN])
+        more = f", … (+{len(names) - TIER_NAMES_SHOWN} more; --json lists them)" if len(names) > TIER_NAMES_SHOWN else ""
+        lines.append(f"  {tier} ({len(names)}): {shown}{more}")
+    for f in findings:
+        lines.append(f"  [{f.severity}] {f.title}")
+    return lines
+
+
 def run(args, ctx) -> int:
     path = ctx.system_path(args.lib)
     info = read_elf(ctx.host, path)
@@ -73,24 +99,18 @@ def run(args, ctx) -> int:
         lines.append("  rpath:   " + ":".join(info.rpath))
     if info.runpath:
         lines.append("  runpath: " + ":".join(info.runpath))
+    if check is not None:  # the answer asked for comes first, before thousands of exports
+        lines.append("")
+        lines += _check_lines(check, args.against, missing, findings)
     lines.append("")
     lines.append(paint(f"Exports ({len(info.exports)}):", "bold"))
-    lines += ["  " + l for l in table([(s.type, s.bind, readelf_style(s)) for s in info.exports],
+    ordered = sorted(info.exports, key=lambda s: (s.name, s.version or "", not s.default_version))
+    lines += ["  " + l for l in table([(s.type, s.bind, readelf_style(s)) for s in ordered],
                                         header=("Type", "Bind", "Name"))]
     if not args.no_imports:
         lines.append("")
         lines.append(paint(f"Imports ({len(info.imports)}):", "bold"))
         lines += ["  " + (f"{i.name}@{i.version}" if i.version else i.name) + (" (weak)" if i.bind == "WEAK" else "")
-                  for i in info.imports]
-    if check is not None:
-        lines.append("")
-        if missing:
-            lines.append(paint(f"Missing against {args.against} ({len(missing)}):", "red"))
-        else:
-            lines.append(paint(f"Nothing required by {args.against} is missing.", "green"))
-        for tier, names in _by_tier(check).items():
-            lines.append(f"  {tier} ({len(names)}): " + ", ".join(names))
-        for f in findings:
-            lines.append(f"  [{f.severity}] {f.title}")
+                  for i in sorted(info.imports, key=lambda i: (i.name, i.version or ""))]
     print_lines(lines)
     return rc

@@ -6,6 +6,7 @@ live host (probes.logsource chooses).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from typing import List
@@ -27,12 +28,25 @@ def add_arguments(parser) -> None:
 
 
 def run(args, ctx) -> int:
-    report = _read(args, ctx)
+    report = point_fixes(_read(args, ctx), ctx)
     if getattr(args, "json", False):
         emit_json(report)
     else:
         print_lines(render(report, show_events=getattr(args, "events", False)))
     return 1 if report.errors else 0
+
+
+def point_fixes(report: LogReport, ctx) -> LogReport:
+    """Fix commands that act on the system inspected (--root/--demo), as `report` prints them."""
+    point = getattr(ctx, "on_this_system", None)
+    if point is None:
+        return report
+    out = []
+    for f in report.findings:
+        if f.fix is not None and f.fix.command and point(f.fix.command) != f.fix.command:
+            f = dataclasses.replace(f, fix=dataclasses.replace(f.fix, command=point(f.fix.command)))
+        out.append(f)
+    return dataclasses.replace(report, findings=tuple(out))
 
 
 def _read(args, ctx) -> LogReport:

@@ -6,6 +6,7 @@ marked, and for anything not found the numbered paths the loader considered.
 """
 from __future__ import annotations
 
+import os
 from typing import Dict, List
 
 from probes.errors import ToolError
@@ -98,12 +99,27 @@ def _children(node: ResolveNode, prefix: str, lines: List[str], level: int, max_
                     lines.append(prefix + cont + f"    {n:>3}. {t}")
 
 
+def _denied(host, path: str) -> bool:
+    """Whether `path` is there but this user may not look (stat fails with EACCES)."""
+    try:
+        os.stat(host.path(path))
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def run(args, ctx) -> int:
     path = ctx.system_path(args.lib)
     host = ctx.host
     if not host.exists(path):
-        r = host.resolve(path)
-        raise ToolError(f"{path}: no such file" + (f" ({r.status} symlink)" if r.status in ("dangling", "loop") else ""))
+        if not host.islink(path) and _denied(host, path):
+            raise ToolError(f"{path}: permission denied")
+        r = host.resolve(path) if host.islink(path) else None
+        raise ToolError(f"{path}: no such file" + (f" ({r.status} symlink)" if r and r.status in ("dangling", "loop") else ""))
+    if args.depth < 0:
+        raise ToolError(f"--depth {args.depth}: give 0 (all levels) or a positive number")
     env = environment(args, ctx)
     tree = resolve_tree(host, path, env, preload=not args.no_preload)
     if tree.error and not tree.children:
@@ -113,5 +129,36 @@ def run(args, ctx) -> int:
     if args.json:
         emit_json(resolve_json(tree, findings))
         return rc
-    print_lines(tree_lines(tree, max_depth=args.depth))
+    print_lines(verdict_lines(tree, env, ctx) + tree_lines(tree, max_depth=args.depth) + hint_lines(tree, env, ctx))
     return rc
+
+
+def _missing(tree: ResolveNode) -> List[str]:
+    return [c.name for c in tree.children if not (c.error is None and c.path)]
+
+
+def verdict_lines(tree: ResolveNode, env: Dict[str, str], ctx) -> List[str]:
+    """The answer first: does every DT_NEEDED resolve, and in which environment."""
+    direct = [c for c in tree.children if not c.preload]
+    missing = _missing(tree)
+    llp = env.get("LD_LIBRARY_PATH")
+    where = f"LD_LIBRARY_PATH={llp}" if llp else "no LD_LIBRARY_PATH"
+    if not missing:
+        return [paint(f"all {len(direct)} dependencies resolve ({where})", "green")]
+    return [paint(f"{len(missing)} of {len(direct)} dependencies cannot be loaded ({where}): "
+                  + ", ".join(missing), "red")]
+
+
+def hint_lines(tree: ResolveNode, env: Dict[str, str], ctx) -> List[str]:
+    """A library of an Ollama tree is loaded by a runner whose LD_LIBRARY_PATH names the
+    library folder and the backend folder; without it most of its dependencies look missing."""
+    path = tree.path or ""
+    if not _missing(tree) or env.get("LD_LIBRARY_PATH") or "/lib/ollama" not in path:
+        return []
+    lib = path[:path.index("/lib/ollama") + len("/lib/ollama")]
+    folder = path.rsplit("/", 1)[0]
+    value = ":".join(dict.fromkeys([lib, folder]))
+    root = ctx.command_root() if hasattr(ctx, "command_root") else ""
+    cmd = " ".join(x for x in ("vgpu-tui", root, "resolve", path, f"--env LD_LIBRARY_PATH={value}") if x)
+    return ["", paint("note: Ollama's runner loads this library with LD_LIBRARY_PATH set to its folders; "
+                      f"what the runner sees: {cmd}  (or `vgpu-tui tree`)", "yellow")]

@@ -29,7 +29,8 @@ def run(args, ctx) -> int:
         if getattr(args, "json", False):
             emit_json({"snapshots": [to_plain(s) for s in snap.list_snapshots(folder)]})
         else:
-            print_lines(table(rows, header=("NAME", "TIME", "ROOT")) or ["no snapshots in " + (folder or snap.snapshot_dir())])
+            print_lines(table(rows, header=("NAME", "TIME", "ROOT")) if rows else
+                        ["no snapshots in " + (folder or snap.snapshot_dir())])
         return 0
     if args.action == "save":
         if not args.name:

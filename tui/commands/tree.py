@@ -43,21 +43,37 @@ def _ollama_context(ctx):
     return lib_dir, install, backends
 
 
+CUDA_BACKEND = "libggml-cuda.so"
+
+
+def _broken(n: TreeNode) -> bool:
+    return n.link_status in ("dangling", "loop") or bool(n.unresolved)
+
+
 def tree_findings(tree: TreeNode) -> List[Finding]:
+    """A broken link or unresolvable dependency is a warning — but an error, as `report` says
+    too, when it breaks the CUDA backend and no other libggml-cuda.so in the tree would load."""
     out: List[Finding] = []
+    backends = [n for n in tree.walk() if n.name == CUDA_BACKEND]
+    fatal = bool(backends) and all(_broken(n) for n in backends)
+
+    def severity(n: TreeNode) -> str:
+        return "error" if fatal and n.name == CUDA_BACKEND else "warning"
+
     for n in tree.walk():
         if n.link_status in ("dangling", "loop") and (".so" in n.name):
             out.append(Finding(
-                f"{'dangling' if n.link_status == 'dangling' else 'loop'}-link-{n.name}", "backend-lib-missing", "warning",
+                f"{'dangling' if n.link_status == 'dangling' else 'loop'}-link-{n.name}", "backend-lib-missing", severity(n),
                 f"{n.path} is a {'dangling symlink' if n.link_status == 'dangling' else 'symlink loop'}",
                 f"It points to {n.link_target!r}, which {'does not exist' if n.link_status == 'dangling' else 'leads back to itself'}.",
                 (f"{n.path} -> {n.link_target}",)))
         if n.unresolved:
             out.append(Finding(
-                f"unresolved-deps-{n.name}", "backend-lib-missing", "warning",
+                f"unresolved-deps-{n.name}", "backend-lib-missing", severity(n),
                 f"{n.path}: {', '.join(n.unresolved)} would not be found",
                 "The loader would fail to open this library in the environment shown.",
-                tuple(f"{d.name}: {d.error}" for d in n.dependencies if d.found is None)))
+                tuple(d.error if str(d.error or "").startswith(d.name + ":") else f"{d.name}: {d.error}"
+                      for d in n.dependencies if d.found is None)))
     return out
 
 
@@ -127,6 +143,8 @@ def run(args, ctx) -> int:
         libdir = ctx.system_path(args.libdir)
         if not host.exists(libdir) and not host.islink(libdir):
             raise ToolError(f"{libdir}: no such folder")
+        if not host.isdir(libdir):
+            raise ToolError(f"{libdir}: not a folder (for one library: vgpu-tui resolve {libdir})")
         env = environment(args, ctx)
     else:
         libdir, install, backends = _ollama_context(ctx)
@@ -167,4 +185,7 @@ def run(args, ctx) -> int:
         d = getattr(b, "dir", "")
         if d and d.rstrip("/") not in {n.path for n in tree.walk()}:
             print_lines([f"{d}: " + _verdict_text(b)])
+    if findings:
+        from tui.commands.device import findings_lines
+        print_lines([""] + findings_lines(findings))
     return rc

@@ -41,6 +41,7 @@ class Snapshot:
 
     sections: Dict[str, Section]
     elapsed: float = 0.0
+    probe_pending: bool = False  # the load probe still runs: this is the static analysis
 
     def get(self, name: str) -> Section:
         return self.sections.get(name) or Section(note=NOT_YET)

@@ -20,7 +20,7 @@ def _mark(ok: Optional[bool]) -> Text:
     return Text(OK + " ", style="green") if ok else Text(BAD + " ", style="bold red")
 
 
-def render_device(device: Optional[dict], probe: Optional[dict], note: str = "") -> Text:
+def render_device(device: Optional[dict], probe: Optional[dict], note: str = "", pending: bool = False) -> Text:
     """The pane's text from the contract's `device` and `probe` shapes."""
     out = Text()
     if not device:
@@ -67,13 +67,16 @@ def render_device(device: Optional[dict], probe: Optional[dict], note: str = "")
         if driver.get("source"):
             out.append(f"  ({driver['source']})", style="dim")
         out.append("\n")
-    out.append_text(render_probe(probe))
+    out.append_text(render_probe(probe, pending))
     return out
 
 
-def render_probe(probe: Optional[dict]) -> Text:
+def render_probe(probe: Optional[dict], pending: bool = False) -> Text:
     out = Text()
     out.append("Load probe  ", style="bold")
+    if pending:
+        out.append("⟳ running in a child process…\n", style="italic")
+        return out
     if not probe:
         out.append("not run\n", style="dim")
         return out
@@ -115,5 +118,5 @@ class DevicePane(Pane):
 
     def show(self, snapshot: Snapshot) -> None:
         section = snapshot.get("device")
-        body = render_device(section.data, snapshot.data("probe"), section.note)
+        body = render_device(section.data, snapshot.data("probe"), section.note, snapshot.probe_pending)
         self.query_one("#device-body", Static).update(body)

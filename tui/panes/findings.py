@@ -34,7 +34,11 @@ def finding_prompt(f: dict) -> Text:
     return t
 
 
+EVIDENCE_CHARS = 240  # a whole `server config` line is kilobytes: the start says what it is
+
+
 def finding_detail(f: Optional[dict], readonly: bool = False) -> Text:
+    """The highlighted finding: what, why, the fix (first: it is what to do), then the evidence."""
     out = Text()
     if not f:
         return out
@@ -43,24 +47,29 @@ def finding_detail(f: Optional[dict], readonly: bool = False) -> Text:
     out.append(f"\n{sev} · {f.get('category')} · {f.get('id')}", style=SEVERITY_STYLE.get(sev, "dim"))
     if f.get("detail"):
         out.append("\n" + str(f["detail"]))
-    evidence = f.get("evidence") or []
-    if evidence:
-        out.append("\nEvidence", style="bold")
-        for line in evidence:
-            out.append("\n  • ")
-            out.append(str(line), style="dim")
     fix = f.get("fix")
     if fix:
         out.append("\nFix ", style="bold")
         out.append(str(fix.get("kind")), style="green")
         if fix.get("command"):
-            out.append("\n  $ " + str(fix["command"]), style="bold green")
+            out.append("  $ " + str(fix["command"]), style="bold green")
         steps = (fix.get("args") or {}).get("steps")
         if steps:
             for step in steps if isinstance(steps, list) else [steps]:
                 out.append(f"\n  - {step}")
-        if not readonly and fix.get("kind") != "manual":
-            out.append("\n  press x to preview and apply it, then r to relaunch", style="italic")
+        if not readonly and fix.get("kind") == "relaunch":
+            out.append("\n  x or r: relaunch Ollama and watch discovery", style="bold italic")
+        elif not readonly and fix.get("kind") != "manual":
+            out.append("\n  x: preview and apply this fix · then r: relaunch Ollama and watch", style="bold italic")
+    evidence = f.get("evidence") or []
+    if evidence:
+        out.append("\nEvidence", style="bold")
+        for line in evidence:
+            line = str(line)
+            if len(line) > EVIDENCE_CHARS:
+                line = line[:EVIDENCE_CHARS] + "…"
+            out.append("\n  • ")
+            out.append(line, style="dim")
     return out
 
 

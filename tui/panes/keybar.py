@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from typing import List, Tuple
 
+from rich.style import Style
 from rich.text import Text
+from textual.color import Color
 from textual.widget import Widget
 
 KEY_NAMES = {"slash": "/", "question_mark": "?", "right_square_bracket": "]", "left_square_bracket": "[",
              "escape": "esc", "exclamation_mark": "!", "ctrl+p": "^p", "ctrl+r": "^r", "f1": "F1",
              "f8": "F8", "tab": "tab", "enter": "enter"}
+
+
+def key_style(value) -> Style:
+    """The theme's key colour as a Rich style (ANSI themes name colours like `ansi_magenta`)."""
+    try:
+        return Style(color=Color.parse(value).rich_color, bold=True)
+    except Exception:
+        return Style(bold=True)
 
 
 def key_text(key: str) -> str:
@@ -75,12 +85,12 @@ class KeyBar(Widget):
         self._last = state
         t = Text(no_wrap=True, overflow="ellipsis")
         self._spans = []
-        accent = self.app.theme_variables.get("footer-key-foreground") or "yellow"
+        accent = key_style(self.app.theme_variables.get("footer-key-foreground"))
         for node, b, enabled in rows + ([palette] if palette else []):
             start = len(t.plain)
-            t.append(f" {b.key_display or key_text(b.key)} ", style=f"bold {accent}" if enabled else "dim")
+            t.append(f" {b.key_display or key_text(b.key)} ", style=accent if enabled else Style(dim=True))
             t.append(("palette" if b.action == "command_palette" else b.description) + " ",
-                     style="" if enabled else "dim")
+                     style="" if enabled else Style(dim=True))
             self._spans.append((start, len(t.plain), b.action, node))
         self._text = t
         self.refresh()  # one fixed line: no layout (Static.update would lay the screen out again)

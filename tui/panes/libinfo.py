@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Any, Optional
+from typing import Optional
 
 from rich.text import Text
 
@@ -156,4 +156,5 @@ def render_exports_summary(exp: dict, against: Optional[str]) -> Text:
                 out.append(f"\n    … {len(missing) - 40} more", style="dim")
         else:
             out.append("none missing", style="green")
+        out.append("\n  (every export, by tier and against the real driver: pane 3)", style="dim")
     return out

@@ -169,6 +169,7 @@ class LibTreePane(Pane):
         self.backends: Dict[str, dict] = {}
         self.top: Optional[str] = None
         self.selected: Optional[Entry] = None
+        self._shown_key = None
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="pane-status")
@@ -190,7 +191,12 @@ class LibTreePane(Pane):
         top = ollama.get("lib_dir") or _guess_lib_dir(host)
         if not top:
             self.show_status("no lib/ollama folder found (" + (snapshot.get("ollama").note or "Ollama not found") + ")")
+            self.query_one(LibTree).root.set_label(Text("(no Ollama library folder)", style="dim"))
             return
+        key = (top, tuple(sorted((d, str(sorted(b.items()))) for d, b in self.backends.items())))
+        if key == self._shown_key:
+            return  # same tree, same verdicts: keep what the user opened and selected
+        self._shown_key = key
         self.top = top
         self.show_status("")
         self.load_tree(host, top)

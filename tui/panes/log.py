@@ -12,9 +12,8 @@ import collections
 import importlib
 import os
 import time
-from typing import Deque, Iterable, List, Optional
+from typing import Deque, Iterable, Optional
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
-from tui.panes.base import Pane, plain
+from tui.panes.base import Pane
 from tui.panes.data import Snapshot
 
 TIERS = ("fatal", "conditional", "degrading", "informational")

@@ -1,0 +1,262 @@
+"""QA regressions: what a demanding operator hit using the headless commands.
+
+Each test runs the real CLI (tui.cli.main, in process) on a sandbox VM built by the real
+builder, or on this machine's own files, and asserts what the user sees: the exit status,
+the one stderr line, and that nothing was touched.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from probes.sandbox.builder import build_vm
+from tui.cli import main
+
+
+def vgpu(capsys, *argv):
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture
+def vm(tmp_path):
+    return build_vm(str(tmp_path / "vm")).root
+
+
+def test_snapshot_save_never_writes_outside_json_nor_over_a_foreign_file(capsys, tmp_path, vm, monkeypatch):
+    monkeypatch.setenv("VGPU_TUI_SNAPSHOTS", str(tmp_path / "snaps"))
+    victim = tmp_path / "precious"
+    victim.write_text("keep me\n")
+    rc, out, err = vgpu(capsys, "--root", vm, "snapshot", "save", str(victim))
+    assert rc == 2 and "must end in .json" in err and err.count("\n") == 1
+    assert victim.read_text() == "keep me\n"
+    foreign = tmp_path / "data.json"
+    foreign.write_text('{"mine": true}\n')
+    rc, out, err = vgpu(capsys, "--root", vm, "snapshot", "save", str(foreign))
+    assert rc == 2 and "not a vgpu-tui snapshot" in err
+    assert json.loads(foreign.read_text()) == {"mine": True}
+    # a snapshot file of our own may be overwritten (saving the same name again)
+    rc, out, err = vgpu(capsys, "--root", vm, "snapshot", "save", str(tmp_path / "good.json"))
+    assert rc == 0, err
+    rc, out, err = vgpu(capsys, "--root", vm, "snapshot", "save", str(tmp_path / "good.json"))
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("tree", "/etc/passwd"), "not a folder"),
+    (("resolve", "/nonexistent-k"), "no such file\n"),
+    (("report", "--no-probe", "--assume-version", "garbage"), "--assume-version 'garbage'"),
+    (("exports", "/usr/local/lib/ollama/cuda_v12/libcublas.so.12", "--against", "nonsense"), "--against 'nonsense'"),
+    (("resolve", "/usr/local/lib/ollama/cuda_v12/libggml-cuda.so", "--depth", "-1"), "--depth -1"),
+])
+def test_bad_input_is_one_clear_line_and_exit_2(capsys, vm, argv, message):
+    rc, out, err = vgpu(capsys, "--root", vm, *argv)
+    assert rc == 2 and out == ""
+    assert err.startswith("vgpu-tui: ") and err.count("\n") == 1 and message in err, err
+    assert "dangling" not in err  # a path that does not exist is not a "dangling symlink"
+
+
+def test_a_temporary_demo_prints_fix_commands_that_work_when_copy_pasted(capsys, tmp_path, monkeypatch):
+    import shlex
+    monkeypatch.setenv("HOME", str(tmp_path))
+    rc, out, err = vgpu(capsys, "report", "--demo", "--no-probe")
+    assert rc == 1
+    fix = [line[len("Fix: "):] for line in out.splitlines() if line.startswith("Fix: ")][0]
+    keep = str(tmp_path / "vgpu-demo")
+    assert fix == f"vgpu-tui --demo --demo-dir {keep} fix unset OLLAMA_LLM_LIBRARY"
+    # no printed command names the temporary folder, which is gone now
+    assert not [line for line in out.splitlines() if "vgpu-tui " in line and "/vgpu-demo-" in line]
+    assert "temporary folder" in err and keep in err and err.count("\n") == 1
+    rc, out, err = vgpu(capsys, *shlex.split(fix)[1:])
+    assert rc == 0, err
+    assert "UnsetEnvironment=OLLAMA_LLM_LIBRARY" in (
+        tmp_path / "vgpu-demo/etc/systemd/system/ollama.service.d/zz-vgpu-tui.conf").read_text()
+
+
+def test_report_names_each_backend_state_once_and_manual_fixes_act_on_the_root(capsys, tmp_path):
+    root = build_vm(str(tmp_path / "vm"), faults=("cublas-missing",)).root
+    rc, out, err = vgpu(capsys, "--root", root, "report", "--no-probe")
+    assert rc == 1
+    for word in ("probed", "would load", "not probed"):
+        assert f"{word} - {word}" not in out and f"{word} - probed" not in out
+    assert "/usr/local/lib/ollama/cuda_v12: probed (" in out
+    fix = [line for line in out.splitlines() if line.startswith("Fix: ")][0]
+    # the release installed (0.24.0 ships .tar.zst), not ollama.com's newest; relaunch on the root
+    assert "releases/download/v0.24.0/ollama-linux-amd64.tar.zst" in fix and "--zstd" in fix
+    assert f"vgpu-tui --root {root} relaunch" in fix
+
+
+def test_garbage_or_empty_log_says_so_instead_of_pretending(capsys, monkeypatch, tmp_path):
+    import io
+    import sys
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(os.urandom(100000))))
+    rc, out, err = vgpu(capsys, "logs", "-")
+    assert rc == 0 and err == ""
+    assert "is this an Ollama log?" in out
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    rc, out, err = vgpu(capsys, "logs", str(empty), "--json")
+    assert rc == 0 and json.loads(out)["summary"] == "the log is empty"
+
+
+def test_logs_fix_commands_act_on_the_inspected_root_like_the_report_does(capsys, tmp_path):
+    demo = str(tmp_path / "demo")
+    rc, out, err = vgpu(capsys, "logs", "--demo", "--demo-dir", demo, "--json")
+    assert rc == 1
+    fixes = [f["fix"]["command"] for f in json.loads(out)["findings"] if f["fix"] and f["fix"]["command"]]
+    assert fixes == [f"vgpu-tui --demo --demo-dir {demo} fix unset OLLAMA_LLM_LIBRARY"]
+    rc, out, err = vgpu(capsys, "report", "--demo", "--demo-dir", demo, "--no-probe", "--json")
+    assert fixes[0] in [f["fix"]["command"] for f in json.loads(out)["findings"] if f["fix"]]
+
+
+def test_a_non_utf8_path_in_an_error_is_shown_as_bytes_on_one_line(capsys, tmp_path):
+    folder = os.fsencode(str(tmp_path)) + b"/\xff\xfedir"
+    os.mkdir(folder)
+    rc, out, err = vgpu(capsys, "logs", os.fsdecode(folder + b"/nolog"))
+    assert rc == 2 and err.endswith("/\\xff\\xfedir/nolog: no such file\n")
+    assert "\\udc" not in err
+
+
+def _as_nobody(tmp_path, *argv):
+    """Run the CLI as user nobody (setpriv), the way an operator without root would."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to drop to user nobody")
+    repo = Path(__file__).resolve().parents[1]
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    home = tmp_path / "nobody-home"
+    home.mkdir(exist_ok=True)
+    os.chown(home, 65534, 65534)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
+           "PYTHONPATH": os.pathsep.join([str(repo)] + site)}
+    out = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", python, "-m", "tui", *argv],
+                         capture_output=True, text=True, cwd=str(repo), env=env, timeout=120)
+    if "No module named" in out.stderr or "Permission denied" in out.stderr and "vgpu-tui" not in out.stderr:
+        pytest.skip(f"this Python cannot run as nobody here: {out.stderr.strip()[:200]}")
+    return out
+
+
+@pytest.fixture
+def open_tmp():
+    """A folder user nobody can reach (pytest's own tmp_path sits under a 0700 folder)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    d = tempfile.mkdtemp(prefix="vgpu-qa-")
+    os.chmod(d, 0o755)
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_unreadable_places_are_named_as_such_for_a_user_without_root(open_tmp):
+    tmp_path = open_tmp
+    vm = build_vm(str(tmp_path / "vm")).root
+    os.chmod(os.path.dirname(vm), 0o755)
+    secret = tmp_path / "secret"
+    secret.mkdir(mode=0o700)
+    (secret / "libz.so.1").write_bytes(b"\x7fELF")
+    out = _as_nobody(tmp_path, "resolve", str(secret / "libz.so.1"))
+    assert out.returncode == 2 and out.stderr.endswith("libz.so.1: permission denied\n"), out.stderr
+    out = _as_nobody(tmp_path, "--root", str(secret), "report", "--no-probe")
+    assert out.returncode == 2 and out.stdout == "" and "permission denied" in out.stderr
+    # a change without the rights: one line, no traceback, and nothing written — both before
+    # the journal exists and once root has used it (its lock file is then root's)
+    before = sorted(os.listdir(vm + "/etc/systemd/system/ollama.service.d"))
+    for _ in range(2):
+        out = _as_nobody(tmp_path, "--root", vm, "fix", "env", "OLLAMA_DEBUG=1")
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+        assert "permission denied" in out.stderr.lower() and "internal error" not in out.stderr
+        assert sorted(os.listdir(vm + "/etc/systemd/system/ollama.service.d")) == before
+        assert main(["--root", vm, "fix", "env", "OLLAMA_DEBUG=1"]) == 0
+        assert main(["--root", vm, "undo"]) == 0
+
+
+def test_snapshot_list_with_none_says_so(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("VGPU_TUI_SNAPSHOTS", str(tmp_path / "none"))
+    rc, out, err = vgpu(capsys, "snapshot", "list")
+    assert rc == 0 and out.startswith("no snapshots in ")
+
+
+def test_exports_answers_the_against_question_first_and_lists_names_sorted(capsys, tmp_path):
+    root = build_vm(str(tmp_path / "vm"), faults=("shim-missing-fatal",)).root
+    rc, out, err = vgpu(capsys, "--root", root, "exports", "/opt/vgpu/lib/libcuda.so.1", "--against", "libcuda")
+    assert rc == 1
+    assert 0 < out.index("Missing against libcuda") < out.index("Exports (")
+    assert "cuMemCreate" in out[:out.index("Exports (")]
+    names = [line.split()[-1] for line in out[out.index("Exports ("):out.index("Imports (")].splitlines()[2:] if line.strip()]
+    assert names == sorted(names) and len(names) > 100
+
+
+def test_exports_of_a_real_library_lists_readelf_s_set_in_name_order(capsys):
+    import shutil
+    import subprocess
+    libc = "/usr/lib/x86_64-linux-gnu/libc.so.6"
+    if not os.path.exists(libc) or not shutil.which("readelf"):
+        pytest.skip("needs glibc's libc.so.6 and readelf")
+    rc, out, err = vgpu(capsys, "exports", libc, "--no-imports")
+    assert rc == 0
+    rows = [line.split() for line in out.splitlines()[out.splitlines().index("Exports (%d):" % (
+        len([r for r in out.splitlines() if r.startswith("  FUNC") or r.startswith("  OBJECT")
+             or r.startswith("  IFUNC") or r.startswith("  NOTYPE") or r.startswith("  TLS")]))) + 2:] if line.strip()]
+    ref = subprocess.run(["readelf", "--dyn-syms", "-W", libc], capture_output=True, text=True).stdout.splitlines()
+    want = {r.split()[7] for r in ref if len(r.split()) >= 8 and r.split()[0].rstrip(":").isdigit()
+            and r.split()[6] != "UND" and r.split()[4] != "LOCAL"}
+    got = [r[-1] for r in rows]
+    assert set(got) == want and got == sorted(got, key=lambda n: n.split("@")[0])
+
+
+@pytest.mark.parametrize("fault", ["cublas-missing", "ggml-cuda-dangling"])
+def test_tree_calls_a_cuda_backend_that_cannot_load_an_error_as_report_does(capsys, tmp_path, fault):
+    root = build_vm(str(tmp_path / "vm"), faults=(fault,)).root
+    rc, out, err = vgpu(capsys, "--root", root, "tree")
+    assert rc == 1
+    assert "ERROR [backend-lib-missing] /usr/local/lib/ollama/cuda_v12/libggml-cuda.so" in out
+    assert "libcublas.so.12: libcublas.so.12:" not in out
+    rc_report = main(["--root", root, "report", "--no-probe"])
+    capsys.readouterr()
+    assert rc_report == rc
+
+
+def test_tree_of_a_working_layout_with_a_spare_link_has_no_error(capsys, tmp_path):
+    root = build_vm(str(tmp_path / "vm"), faults=("top-level-symlinks",)).root
+    rc, out, err = vgpu(capsys, "--root", root, "tree")
+    assert rc == 0 and "ERROR" not in out
+
+
+def test_resolve_says_first_what_is_missing_and_how_to_see_the_runner_s_view(capsys, tmp_path):
+    import shlex
+    root = build_vm(str(tmp_path / "vm")).root
+    lib = "/usr/local/lib/ollama/cuda_v12/libggml-cuda.so"
+    rc, out, err = vgpu(capsys, "--root", root, "resolve", lib)
+    assert rc == 1
+    first = out.splitlines()[0]
+    assert first.startswith("4 of 6 dependencies cannot be loaded (no LD_LIBRARY_PATH): libggml-base.so.0")
+    hint = out.strip().splitlines()[-1]
+    cmd = hint[hint.index("vgpu-tui "):hint.index("  (or")]
+    rc, out, err = vgpu(capsys, *shlex.split(cmd)[1:])
+    assert rc == 0 and out.startswith("all 6 dependencies resolve (LD_LIBRARY_PATH=")
+
+
+def test_painted_cells_stay_aligned_on_a_terminal(monkeypatch):
+    import io
+    import sys
+    from tui import output
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+    monkeypatch.setattr(sys, "stdout", Tty())
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    gpu = output.paint("GPU", "green")
+    assert gpu != "GPU"  # coloured on a terminal
+    lines = output.table([("0000:00:06.0", gpu, "NVIDIA"), ("0000:00:01.0", "", "Intel")], header=("slot", "", "name"))
+    starts = {output._ANSI.sub("", line).index(name) for line, name in zip(lines, ("name", "NVIDIA", "Intel"))}
+    assert len(starts) == 1
