@@ -108,6 +108,9 @@ RULES: Tuple[Tuple[str, str, str, Any], ...] = (
     ("cuda_variant", "0.12.0", "0.12.3",
      {"checks": ({"cc_below": (7, 5), "variant": "v12"}, {"driver_below": (13, 0), "variant": "v12"}),
       "default": "v13"}),
+    # Era A/B cgo discovery: a GPU of compute capability below this is unsupported
+    # ("CUDA GPU is too old. Compute Capability detected: X.Y").
+    ("cgo_min_compute", "0.1.34", "0.12.3", (5, 0)),
     # Era A/B cgo discovery: the bundled folder is searched first for libcuda.so*/libcudart.so*
     # from v0.3.7 (LibraryDir); the extra bundled cudart glob of era B.
     ("cgo_bundled_search", "0.3.7", "0.12.3", True),

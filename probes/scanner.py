@@ -1087,6 +1087,17 @@ def cuda_variant(version: Optional[str], api: Optional[Tuple[int, int]],
     return spec["default"], why
 
 
+def _too_old(found: Optional[str], version: Optional[str], compute: Optional[Tuple[int, int]],
+             notes: List[str]) -> Optional[str]:
+    """Era A/B: a GPU below the minimum compute capability is put on the unsupported list."""
+    floor = eras.rule("cgo_min_compute", version)
+    if found and compute and floor and tuple(compute) < tuple(floor):
+        notes.append(f"[0] CUDA GPU is too old. Compute Capability detected: {compute[0]}.{compute[1]} "
+                     f"(below {floor[0]}.{floor[1]}): no GPU")
+        return None
+    return found
+
+
 def _runner_paths_b(version: Optional[str], lib_dir: str, dep: Optional[str], compat: Optional[str],
                     server_env: Mapping[str, str]) -> Tuple[List[str], List[str]]:
     """The model runner's (LD_LIBRARY_PATH entries, OLLAMA_LIBRARY_PATH entries) by the version's layout."""
@@ -1109,6 +1120,8 @@ def _analyze_b(host, install, loader, server_env, version, era, lib_dir, notes, 
     cwd = getattr(getattr(install, "service", None), "working_directory", None) or "/"
     found, tried = discovery_b(host, lib_dir, server_env, loader, cwd, version)
     findings: List[Finding] = []
+    lib_found = found
+    found = _too_old(found, version, compute, notes)
     if found:
         notes.append(f"discovery (in the server, cgo) uses {found}")
         via_cudart = posixpath.basename(found).startswith("libcudart")
@@ -1120,9 +1133,11 @@ def _analyze_b(host, install, loader, server_env, version, era, lib_dir, notes, 
     else:
         why = "; ".join(f"{c}: {o}" for c, o in tried[:4]) or "no libcuda.so* or libcudart.so* in the " \
             "bundled folder, LD_LIBRARY_PATH or the driver folders"
-        notes.append(f"discovery (in the server, cgo) finds no usable libcuda or libcudart ({why}): "
-                     "no GPU, so the model runner gets no CUDA folder")
+        if not lib_found:
+            notes.append(f"discovery (in the server, cgo) finds no usable libcuda or libcudart ({why}): "
+                         "no GPU, so the model runner gets no CUDA folder")
         lib, variant = "cpu", ""
+    if not lib_found:
         findings.append(Finding(
             "cgo-discovery-no-libcuda", "driver-lib-not-found", "error",
             f"Ollama {version} finds no usable libcuda.so* or libcudart.so*: it uses the CPU",
@@ -1183,10 +1198,11 @@ def _analyze_b(host, install, loader, server_env, version, era, lib_dir, notes, 
                 backends.append(BackendVerdict(folder, name, True, ok and bool(found), reason, dict(p.env), files,
                                                base.load if base else None))
             elif not found and name.split("_")[0] == "cuda":
-                backends.append(BackendVerdict(folder, name, False, False,
-                                               "not used: discovery in the server found no usable libcuda "
-                                               "(era B globs fixed driver folders, not ld.so.cache), so the "
-                                               "model runner gets no CUDA folder"))
+                backends.append(BackendVerdict(folder, name, False, False, (
+                    "not used: discovery in the server found no usable libcuda (era B globs fixed driver "
+                    "folders, not ld.so.cache), so the model runner gets no CUDA folder" if not lib_found else
+                    "not used: the GPU's compute capability is below the minimum, so the model runner gets "
+                    "no CUDA folder")))
             elif name in matching:
                 backends.append(BackendVerdict(folder, name, False, False,
                                                f"a {family} folder, but {compatible[0]} is the one given to the runner"
@@ -1226,13 +1242,15 @@ def _analyze_a(host, install, loader, server_env, version, era, lib_dir, notes, 
     findings: List[Finding] = []
     cwd = getattr(getattr(install, "service", None), "working_directory", None) or "/"
     found, tried = discovery_b(host, lib_dir, server_env, loader, cwd, version)
+    lib_found = found
+    found = _too_old(found, version, compute, notes)
     predicted = "cpu"
     v = eras.parse_version(version) or (0, 0, 0)
     gate = cpu_mod.gpu_gate(v)
     facts = cpu_mod.collect(host)
     gated = bool(gate) and facts.avx is False
-    if found:
-        notes.append(f"discovery (in the server, cgo) uses {found}")
+    if lib_found:
+        notes.append(f"discovery (in the server, cgo) uses {lib_found}")
     else:
         notes.append("discovery (in the server, cgo) finds no usable libcuda or libcudart: "
                      + ("; ".join(f"{c}: {o}" for c, o in tried[:4]) or "no candidate matched any glob"))

@@ -260,3 +260,26 @@ def test_painted_cells_stay_aligned_on_a_terminal(monkeypatch):
     lines = output.table([("0000:00:06.0", gpu, "NVIDIA"), ("0000:00:01.0", "", "Intel")], header=("slot", "", "name"))
     starts = {output._ANSI.sub("", line).index(name) for line, name in zip(lines, ("name", "NVIDIA", "Intel"))}
     assert len(starts) == 1
+
+
+@pytest.mark.parametrize("ollama, message", [
+    ("/nonexistent-ollama", "no such file"),
+    ("/etc/passwd", "not an executable (ELF) file"),
+    ("/usr/local/lib/ollama", "not a file"),
+])
+def test_a_wrong_ollama_path_is_refused_rather_than_diagnosed(capsys, vm, ollama, message):
+    # before: "Ollama reads /etc" and a fix that replaced /etc/passwd by a link (--force)
+    rc, out, err = vgpu(capsys, "--root", vm, "report", "--no-probe", "--ollama", ollama)
+    assert rc == 2 and out == "" and f"--ollama {ollama}: {message}" in err
+
+
+def test_the_real_ollama_binary_is_accepted(capsys, vm):
+    rc, out, err = vgpu(capsys, "--root", vm, "report", "--no-probe", "--ollama", "/usr/local/bin/ollama")
+    assert rc == 0 and out.startswith("GPU ready"), err
+
+
+def test_a_demo_dir_that_is_a_file_is_refused_in_one_line(capsys, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    rc, out, err = vgpu(capsys, "--demo", "--demo-dir", str(f), "device")
+    assert rc == 2 and err == f"vgpu-tui: --demo-dir {f}: not a folder\n" and f.read_text() == "x"

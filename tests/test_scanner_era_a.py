@@ -3,7 +3,6 @@ gpu/gpu.go and discover/gpu.go FindGPULibs at v0.1.34, v0.3.6, v0.3.7, v0.5.2,
 runners/common.go ServersForGpu/GetAvailableServers at v0.5.7, probes/cpu.py AVX_GPU_GATE)."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 

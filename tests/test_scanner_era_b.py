@@ -158,3 +158,13 @@ def test_no_libcuda_finding(tmp_path):
     rep = scan(build_vm(str(tmp_path / "vm")), "0.9.6")
     f = next(f for f in rep.findings if f.id == "cgo-discovery-no-libcuda")
     assert f.category == "driver-lib-not-found" and f.severity == "error" and rep.predicted_library == "cpu"
+
+
+def test_compute_below_5_is_too_old(tmp_path):
+    vm = vm_b(tmp_path)
+    rep = scan(vm, "0.9.6", compute=(3, 7))
+    assert rep.predicted_library == "cpu" and any("CUDA GPU is too old" in n for n in rep.notes)
+    assert scan(vm, "0.9.6", compute=(5, 0)).predicted_library == "cuda"
+    too_old = scan(vm, "0.9.6", compute=(3, 7))
+    assert "compute capability is below" in too_old.backend(CUDA).reason
+    assert not any(f.id == "cgo-discovery-no-libcuda" for f in too_old.findings)

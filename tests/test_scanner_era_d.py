@@ -237,3 +237,21 @@ def test_igpu_notes(tmp_path):
     rep = scan(vm, OLLAMA_IGPU_ENABLE="0")
     assert any("CUDA ones (Jetson) included" in n for n in rep.notes)
     assert not any("integrated" in n for n in scan(vm, version="0.24.0", OLLAMA_VULKAN="1").notes)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
+def test_vulkan_wins_when_cuda_fails(tmp_path):
+    """§8 #21: CUDA's backend cannot load (libcublas missing) and a working Vulkan backend
+    (a gcc-built stand-in exporting ggml_backend_init) is probed by default."""
+    src = tmp_path / "vk.c"
+    src.write_text("void *ggml_backend_init(void){return 0;}\n")
+    vm = vm_d(tmp_path, faults=("cublas-missing",))
+    out = vm.real(LIB + "/vulkan/libggml-vulkan.so")
+    os.makedirs(os.path.dirname(out))
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", out, str(src)], check=True)
+    rep = scan(vm)
+    assert rep.predicted_library == "vulkan" and "vulkan-instead-of-cuda" in ids(rep)
+    f = next(x for x in rep.findings if x.id == "vulkan-instead-of-cuda")
+    assert f.fix.command == "vgpu-tui fix env OLLAMA_VULKAN=0"
+    assert any("libcublas.so.12" in e for e in f.evidence)
+    assert scan(vm, OLLAMA_VULKAN="0").predicted_library == "cpu"

@@ -11,6 +11,7 @@ from tui.app import VgpuApp
 from tui.panes.changes import ChangesPane
 from tui.panes.findings import FindingsPane
 from tui.panes.header import VerdictBar
+from tui.screens.compare import CompareScreen
 from tui.screens.fix_preview import FixPreviewScreen
 from tui.screens.relaunch import RelaunchScreen
 
@@ -93,6 +94,9 @@ async def test_fix_relaunch_undo_loop(vm):
         assert after["library"] == "cuda" and after["gpu_used"] is not False
         assert bar.state == "gpu"
         assert "GPU in use" in str(bar.render())
+        await pilot.press("c")  # the before/after comparison stays available
+        assert isinstance(app.screen, CompareScreen)
+        await pilot.press("escape")
 
         # undo (u on the change list), relaunch: back to the CPU
         await pilot.press("6")

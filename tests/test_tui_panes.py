@@ -138,3 +138,45 @@ async def test_bad_root_is_one_clear_line_not_a_crash(tmp_path):
         assert "not a folder" in str(app.query_one("#verdict").render())
         await pilot.press("r", "x", "2")  # nothing to act on: no crash, no screen
         assert app.screen is app.screen_stack[0]
+
+
+async def test_help_lists_every_panes_keys(tmp_path):
+    from tui.screens.help import HelpScreen
+
+    app = VgpuApp(args_for(str(tmp_path / "demo")))
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await app.settled()
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one("#help-body").render())
+        for wanted in ("1 Device", "2 Library tree", "Expand all", "3 Shim exports", "Mode", "4 Live log",
+                       "Filter", "Follow", "Wrap", "Time", "Save", "5 Findings", "Fix…", "6 Changes", "Undo",
+                       "Relaunch", "Zoom", "? F1"):
+            assert wanted in text, wanted
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_relaunch_that_cannot_run_says_why(tmp_path):
+    """A --root image that is not this machine cannot be restarted: the watch says so in one line."""
+    import argparse
+
+    from tui.screens.relaunch import RelaunchScreen
+
+    (tmp_path / "img").mkdir()
+    args = argparse.Namespace(**{**vars(args_for(str(tmp_path))), "demo": False, "root": str(tmp_path / "img")})
+    app = VgpuApp(args)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await app.settled()
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        screen = app.screen
+        assert isinstance(screen, RelaunchScreen)
+        for _ in range(100):
+            if screen.done:
+                break
+            await pilot.pause(0.05)
+        assert "relaunch failed" in str(screen.query_one("#watch-state").render())
+        assert "not this machine" in str(screen.query_one("#watch-state").render())
+        await pilot.press("escape")
+        assert app.screen is app.screen_stack[0]

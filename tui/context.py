@@ -37,8 +37,38 @@ class Context:
             if not target:
                 target = tempfile.mkdtemp(prefix="vgpu-demo-")
                 cleanup = target
-            root = build_demo(target)
-            return cls(Host(root), args, demo_dir=root, _cleanup=cleanup)
+            try:
+                root = build_demo(target)
+            except BaseException:
+                if cleanup:
+                    shutil.rmtree(cleanup, ignore_errors=True)
+                raise
+            return cls._checked(cls(Host(root), args, demo_dir=root, _cleanup=cleanup), args)
+        return cls._checked(cls._make(args), args)
+
+    @classmethod
+    def _checked(cls, ctx: "Context", args: argparse.Namespace) -> "Context":
+        """Options naming files of the inspected system must name the right kind of file:
+        a typo in --ollama would otherwise be diagnosed as "Ollama reads /etc" and a fix
+        offered that replaces that file by a link."""
+        ollama = getattr(args, "ollama", None)
+        if ollama:
+            try:
+                path = ctx.system_path(ollama)
+                if not ctx.host.exists(path):
+                    raise ToolError(f"--ollama {ollama}: no such file")
+                if not ctx.host.isfile(path):
+                    raise ToolError(f"--ollama {ollama}: not a file")
+                head = ctx.host.read_bytes(path, 4) or b""
+                if head != b"\x7fELF" and not head.startswith(b"#!"):  # a binary, or a wrapper script
+                    raise ToolError(f"--ollama {ollama}: not an executable (ELF) file, so not an Ollama binary")
+            except ToolError:
+                ctx.__exit__(None, None, None)
+                raise
+        return ctx
+
+    @classmethod
+    def _make(cls, args: argparse.Namespace) -> "Context":
         root = getattr(args, "root", None)
         if root:
             try:
@@ -118,6 +148,8 @@ def build_demo(target: str) -> str:
         from probes.sandbox.demo import build_demo as _build
     except ImportError as exc:  # pragma: no cover - only while the sandbox is being built
         raise ToolError(f"the demo VM is not available: {exc}")
+    if os.path.lexists(target) and not os.path.isdir(target):
+        raise ToolError(f"--demo-dir {target}: not a folder")
     try:
         return _build(target)
     except (OSError, ValueError) as exc:  # an occupied or unwritable --demo-dir: one line, exit 2

@@ -193,10 +193,6 @@ class LibTreePane(Pane):
             self.show_status("no lib/ollama folder found (" + (snapshot.get("ollama").note or "Ollama not found") + ")")
             self.query_one(LibTree).root.set_label(Text("(no Ollama library folder)", style="dim"))
             return
-        key = (top, tuple(sorted((d, str(sorted(b.items()))) for d, b in self.backends.items())))
-        if key == self._shown_key:
-            return  # same tree, same verdicts: keep what the user opened and selected
-        self._shown_key = key
         self.top = top
         self.show_status("")
         self.load_tree(host, top)
@@ -207,6 +203,10 @@ class LibTreePane(Pane):
         self.app.call_from_thread(self._fill, entry)
 
     def _fill(self, top: Entry) -> None:
+        key = (top, tuple(sorted((d, str(sorted(b.items()))) for d, b in self.backends.items())))
+        if key == self._shown_key:
+            return  # the same files and verdicts: keep what the user opened and selected
+        self._shown_key = key
         tree = self.query_one(LibTree)
         tree.clear()
         tree.root.set_label(label(top, self.backends.get(top.path.rstrip("/"))))
