@@ -827,6 +827,10 @@ def rule_llm_library(f: Facts) -> List[Finding]:
     matching = [b for b in backends(f.scan) if posixpath.basename(str(g(b, "dir", ""))) == value]
     if value.startswith("mlx_"):
         return []
+    # With no backend subfolder, the lone lib/ollama probe is never filtered (v0.24.0
+    # discover/runner.go filters only dir != ""): some folder is still probed.
+    if not matching and any(g(b, "probed", False) for b in backends(f.scan)):
+        return []
     if not matching:
         return [Finding(
             "llm-library-no-match", "wrong-library-override", "error",
