@@ -89,6 +89,12 @@ def collect(host: Host, options: ReportOptions, notes: List[str]) -> Tuple[Facts
     probe = None
     if not options.no_probe:
         probe = _step(notes, "load probe", lambda: _probe(host, install, scan, options, user))
+        measured = _probe_facts(probe)
+        if measured and str(g(install, "era", "") or "").upper().startswith("D"):
+            # Era D's driver filter needs the NVIDIA driver and the GPU's compute capability,
+            # which only the load probe measures: model discovery again with them.
+            scan = _step(notes, "scanner (with the load probe's driver facts)",
+                         lambda: _scan(host, install, **measured)) or scan
     if options.log:  # a log the user named must be readable: a usage error otherwise (exit 2)
         lines, source = _log_lines(host, options)
     else:
@@ -114,9 +120,25 @@ def _device(host: Host, options: ReportOptions, user: str) -> Any:
     return device.collect(host, gpu_ids=tuple(options.gpu_ids), service_user=user)
 
 
-def _scan(host: Host, install: Any) -> Any:
+def _scan(host: Host, install: Any, **measured: Any) -> Any:
     from probes import scanner
-    return scanner.analyze(host, install)
+    return scanner.analyze(host, install, **measured)
+
+
+def _probe_facts(probe: Any) -> Dict[str, Any]:
+    """What the load probe measured that the scanner's era-D driver filter uses."""
+    out: Dict[str, Any] = {}
+    nvml_version = str(g(g(probe, "nvml"), "driver_version", "") or "")
+    if nvml_version.split(".")[0].isdigit():
+        out["driver_major"] = int(nvml_version.split(".")[0])
+    api = g(g(probe, "libcuda"), "driver_version")
+    if isinstance(api, int) and api > 0:
+        out["cuda_driver_api"] = api
+    devices = g(g(probe, "libcuda"), "devices", ()) or ()
+    compute = str(g(devices[0], "compute", "") or "") if devices else ""
+    if compute.count(".") == 1 and all(p.isdigit() for p in compute.split(".")):
+        out["compute"] = tuple(int(p) for p in compute.split("."))
+    return out
 
 
 def _scan_running(host: Host, install: Any) -> Any:

@@ -1,9 +1,10 @@
 """The live log pane: follows the Ollama service's log (the demo's simulated one in a sandbox).
 
 k9s's keys: `/` filter (regex, `!` inverts), `f` follow (also stops by itself when you scroll
-up and resumes at the end), `w` wrap, `t` timestamps, `s` save. Lines arrive in batches from
-a worker (a thread for a file, an async task for the probes' log source); the model keeps a
-bounded ring, the widget is Textual's fast `Log` with a signature highlighter.
+up and resumes at the end), `w` wrap, `t` timestamps, `s` save. The lines come from the
+probes' log source (probes.logsource: the journal, a followed file, or --log FILE) in an
+async worker and reach the view in batches every 50 ms; the model keeps a bounded ring,
+the widget is Textual's fast `Log` with a signature highlighter.
 """
 from __future__ import annotations
 
@@ -21,16 +22,12 @@ from textual.content import Content
 from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import Input, Log, Static
-from textual.worker import get_current_worker
 
 from tui.panes.base import Pane
-from tui.panes.data import SANDBOX_LOG
 from tui.panes.logmodel import LogModel, wrap_lines
 from tui.panes.signatures import SignatureHighlighter
 
 VIEW_MAX = 10_000  # lines in the widget (the model keeps more for re-filtering)
-TAIL_BYTES = 2 * 1024 * 1024  # how much of an existing file is read at the start
-CHUNK = 256 * 1024
 FLUSH_S = 0.05  # batch window for the async source
 MAX_PENDING = 50_000  # lines waiting for the next flush (a burst beyond this drops the oldest)
 
@@ -106,79 +103,26 @@ class LogPane(Pane):
 
     # -- sources ----------------------------------------------------------------------
     def start(self, host, args) -> None:
-        """Pick the source: --log FILE, the probes' service log source, the sandbox's file."""
-        saved = getattr(args, "log", None)
-        if saved:
-            self.source_label = saved
-            self.follow_file(saved)
-            return
+        """Follow --log FILE, else the service's log (the sandbox's file, or the journal)."""
         mod = _module("probes.logsource")
-        if mod is not None and hasattr(mod, "service_log_source"):
-            try:
-                source = mod.service_log_source(host)
-            except Exception as exc:
-                self.set_state(f"log source failed: {exc}")
-            else:
-                self.source_label = str(getattr(source, "name", None) or "service log")
-                if getattr(source, "state", None) == "unavailable":
-                    self.set_state(f"log unavailable: {getattr(source, 'reason', '')}")
-                    return
-                self.follow_source(source)
-                return
-        if host is not None and host.is_sandbox:
-            self.source_label = SANDBOX_LOG + " (simulated Ollama)"
-            self.follow_file(host.path(SANDBOX_LOG))
+        if mod is None:
+            self.set_state("not available yet: probes.logsource (the service's journal)")
             return
-        self.set_state("not available yet: probes.logsource (the service's journal)")
+        saved = getattr(args, "log", None)
+        try:
+            source = mod.FileSource(saved) if saved else mod.service_log_source(host)
+        except Exception as exc:  # a source that cannot even be built: one line
+            self.set_state(f"log source failed: {type(exc).__name__}: {exc}")
+            return
+        self.source_label = str(getattr(source, "name", None) or "service log")
+        if getattr(source, "state", None) == "unavailable":
+            self.set_state(f"log unavailable: {getattr(source, 'reason', '')}")
+            return
+        self.follow_source(source)
 
     def set_state(self, text: str) -> None:
         self.source_state = text
         self.show_status(text if text not in ("following", "") else "")
-
-    @work(thread=True, exclusive=True, group="log-source", exit_on_error=False)
-    def follow_file(self, path: str) -> None:
-        """Tail a file: the end of what is there, then what is appended; survives rotation."""
-        worker = get_current_worker()
-        fh = None
-        ino = None
-        pending = b""
-        while not worker.is_cancelled:
-            if fh is None:
-                try:
-                    fh = open(path, "rb")
-                    st = os.fstat(fh.fileno())
-                    ino = st.st_ino
-                    if st.st_size > TAIL_BYTES:
-                        fh.seek(st.st_size - TAIL_BYTES)
-                        fh.readline()  # drop the partial first line
-                    self.app.call_from_thread(self.set_state, "following")
-                except OSError as exc:
-                    self.app.call_from_thread(self.set_state, f"{path}: {exc.strerror}; waiting for it")
-                    fh = None
-                    time.sleep(0.5)
-                    continue
-            data = fh.read(CHUNK)
-            if data:
-                pending += data
-                parts = pending.split(b"\n")
-                pending = parts.pop()
-                if parts:
-                    lines = [p.decode("utf-8", "replace") for p in parts]
-                    self.app.call_from_thread(self.add_lines, lines)
-                continue
-            time.sleep(FLUSH_S)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            if st.st_ino != ino or st.st_size < fh.tell():  # rotated or truncated: start over
-                fh.close()
-                fh = None
-                pending = b""
-                if st.st_ino == ino:
-                    self.app.call_from_thread(self.add_lines, ["--- log truncated ---"])
-        if fh is not None:
-            fh.close()
 
     @work(exclusive=True, group="log-source", exit_on_error=False)
     async def follow_source(self, source) -> None:
