@@ -529,11 +529,26 @@ def collect(host: Host, gpu_ids: Sequence[str] = (), service_user: str = "ollama
     nodes = device_nodes(host, user, expected, extra)
     cpu = cpu_mod.collect(host)
     found = _findings(host, pci, nodes, modules, driver, user, declared, nvidia_in_use) + cpu_mod.findings(cpu)
+    if not host.live:
+        found = tuple(_elsewhere(f) for f in found)
     if not user.exists:
         notes.append(f"user {user.name!r} is not in the inspected system's /etc/passwd: "
                      "who may open the device nodes was not judged")
     return DeviceFacts(pci, nodes, modules, driver, cpu, user, tuple(declared),
                        config_used, names.source, tuple(found), tuple(notes))
+
+
+ELSEWHERE = "on the inspected system itself, not on this machine"
+
+
+def _elsewhere(f: Finding) -> Finding:
+    """Under --root a manual command (chmod /dev/..., rm /dev/..., modprobe) is for the VM the
+    image belongs to: typed here it would act on THIS machine's devices."""
+    if f.fix is None or f.fix.kind != "manual" or not f.fix.args.get("command"):
+        return f
+    args = dict(f.fix.args)
+    args["hint"] = ELSEWHERE
+    return dataclasses.replace(f, fix=dataclasses.replace(f.fix, args=args))
 
 
 def _findings(host, pci, nodes, modules, driver, user, declared, nvidia_in_use) -> Tuple[Finding, ...]:
@@ -620,6 +635,9 @@ def _node_findings(nodes, user) -> List[Finding]:
         groups = sorted({n.group for n in no_access if n.group not in (None, "root")})
         command = (f"usermod -aG {','.join(groups)} {user.name}" if groups
                    else "chmod 0666 " + " ".join(n.path for n in no_access))
+        if not groups:  # nvidia-modprobe recreates the nodes at boot with the module's mode
+            command += ("  # until the next boot; to keep it: options nvidia NVreg_DeviceFileMode=0666 "
+                        "in /etc/modprobe.d/nvidia.conf")
         out.append(Finding(
             "nvidia-nodes-no-access", "device-nodes-missing", "error",
             f"User {user.name} cannot open {names}",

@@ -180,6 +180,8 @@ class ElfInfo:
         """One line like `file` would say: 'ELF 64-bit LSB DYN x86_64, SONAME libx.so.1'."""
         if not self.is_elf:
             return self.error or "not an ELF file"
+        if self.elf_class is None:  # the header itself could not be read: no "None-bit MSB None"
+            return f"ELF ({self.error or 'unreadable header'})"
         bits = f"ELF {self.elf_class}-bit {'LSB' if self.byte_order == 'little' else 'MSB'} {self.type} {self.machine}"
         if self.soname:
             bits += f", SONAME {self.soname}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import re
-from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Deque, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from probes import logsignatures as sig
 from probes.facts import Finding, Fix
@@ -462,9 +462,24 @@ def parse_text(text: Union[str, bytes], source: str = "") -> LogReport:
     return parse_lines(re.split(r"\r\n|\n|\r(?!\n)", text), source)
 
 
+MAX_LINE_BYTES = 1 << 20  # a longer "line" (binary garbage, /dev/zero) is cut, never held whole
+
+
+def bounded_lines(fh: Any, limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of a binary stream, each at most `limit` bytes: the rest of an overlong line
+    is skipped, so memory stays bounded whatever the input."""
+    while True:
+        chunk = fh.readline(limit)
+        if not chunk:
+            return
+        yield chunk
+        while len(chunk) == limit and not chunk.endswith(b"\n"):  # skip the rest of it
+            chunk = fh.readline(limit)
+
+
 def parse_file(path: str, source: Optional[str] = None) -> LogReport:
     with open(path, "rb") as fh:
-        return parse_lines(fh, source if source is not None else path)
+        return parse_lines(bounded_lines(fh), source if source is not None else path)
 
 
 # -- the verdict -------------------------------------------------------------------------------

@@ -381,6 +381,8 @@ def _fix_text(x: Finding) -> str:
     if x.fix.command:
         return x.fix.command
     args = x.fix.args
+    if not args.get("steps") and args.get("command") and args.get("hint"):  # as `device` prints it
+        return f"({args['hint']}) {args['command']}"
     steps = list(args.get("steps") or []) or [str(args[k]) for k in ("command", "hint") if args.get(k)]
     return "; ".join(str(s) for s in steps)
 

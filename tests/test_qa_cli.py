@@ -283,3 +283,59 @@ def test_a_demo_dir_that_is_a_file_is_refused_in_one_line(capsys, tmp_path):
     f.write_text("x")
     rc, out, err = vgpu(capsys, "--demo", "--demo-dir", str(f), "device")
     assert rc == 2 and err == f"vgpu-tui: --demo-dir {f}: not a folder\n" and f.read_text() == "x"
+
+
+def test_a_device_given_as_log_is_refused_and_overlong_lines_are_cut(capsys, monkeypatch):
+    import io
+    import sys
+    from probes.logs import MAX_LINE_BYTES, bounded_lines
+    rc, out, err = vgpu(capsys, "logs", "/dev/zero")  # used to read (and grow) forever
+    assert rc == 2 and "a device, not a log file" in err
+    ok = b'time=2026-01-01T00:00:00Z level=INFO source=routes.go:1 msg="Listening on 127.0.0.1:11434 (version 0.24.0)"\n'
+    data = b"\0" * (3 * MAX_LINE_BYTES + 5) + b"\n" + ok
+    lines = list(bounded_lines(io.BytesIO(data)))
+    assert [len(x) for x in lines] == [MAX_LINE_BYTES, len(ok)] and lines[1] == ok
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    rc, out, err = vgpu(capsys, "logs", "-", "--json")
+    assert rc == 0 and json.loads(out)["ollama_version"] == "0.24.0"
+
+
+@pytest.mark.parametrize("size", [10, 3000])
+def test_exports_of_a_truncated_library_is_an_error_not_an_empty_list(capsys, tmp_path, size):
+    libc = "/usr/lib/x86_64-linux-gnu/libc.so.6"
+    if not os.path.exists(libc):
+        pytest.skip("needs glibc's libc.so.6")
+    cut = tmp_path / "libcut.so"
+    cut.write_bytes(open(libc, "rb").read(size))
+    rc, out, err = vgpu(capsys, "exports", str(cut))
+    assert rc == 2 and out == "" and "truncated" in err and "None" not in err
+    from probes.elf import ElfInfo  # noqa: F401 - the summary of an unreadable header
+    from probes.elf import read_elf
+    from probes.host import Host
+    assert "None" not in read_elf(Host.local(), str(cut)).summary()
+
+
+def test_a_root_with_a_space_gives_a_fix_command_that_survives_the_shell(capsys, tmp_path):
+    import shlex
+    root = build_vm(str(tmp_path / "my vm"), faults=("llm-library-no-match",)).root
+    rc, out, err = vgpu(capsys, "--root", root, "report", "--no-probe")
+    fix = [line[len("Fix: "):] for line in out.splitlines() if line.startswith("Fix: ")][0]
+    rc, out, err = vgpu(capsys, *shlex.split(fix)[1:], "--dry-run")
+    assert rc == 0 and "UnsetEnvironment=OLLAMA_LLM_LIBRARY" in out, err
+
+
+@pytest.mark.parametrize("command", [("report", "--no-probe"), ("probe",), ("device",), ("tree",)])
+def test_a_bad_gpu_id_is_a_usage_error_for_every_command(capsys, vm, command):
+    rc, out, err = vgpu(capsys, "--root", vm, *command, "--gpu", "garbage")
+    assert rc == 2 and out == "" and err == "vgpu-tui: --gpu 'garbage': expected VENDOR:DEVICE in hex, e.g. 10de:2335\n"
+
+
+def test_a_device_fix_under_root_says_it_is_for_the_vm_not_this_machine(capsys, tmp_path):
+    root = build_vm(str(tmp_path / "vm"), faults=("device-nodes-no-access",)).root
+    rc, out, err = vgpu(capsys, "--root", root, "device")
+    assert rc == 1
+    fix = [line.strip() for line in out.splitlines() if line.strip().startswith("fix")][0]
+    assert fix.startswith("fix (on the inspected system itself, not on this machine): chmod 0666 /dev/nvidiactl")
+    assert "NVreg_DeviceFileMode" in fix  # chmod alone is lost at the next boot
+    rc, out, err = vgpu(capsys, "--root", root, "report", "--no-probe")
+    assert "Fix: (on the inspected system itself, not on this machine) chmod 0666" in out

@@ -29,6 +29,7 @@ class Context:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Context":
         _check_assume_version(getattr(args, "assume_version", None))
+        _check_gpu_ids(getattr(args, "gpu", None) or ())
         if getattr(args, "demo", False):
             if getattr(args, "root", None):
                 raise ToolError("--demo and --root cannot be used together")
@@ -131,6 +132,15 @@ class Context:
 def KEEP_DEMO_DIR() -> str:
     """Where printed commands keep the demo VM when this run's folder was temporary."""
     return os.path.join(os.path.expanduser("~"), "vgpu-demo")
+
+
+def _check_gpu_ids(ids) -> None:
+    """--gpu must be VENDOR:DEVICE for every command: `report` would otherwise turn the error
+    into a note and judge the machine without its device facts."""
+    if ids:
+        from probes.device import parse_gpu_id
+        for text in ids:
+            parse_gpu_id(text)
 
 
 def _check_assume_version(text: Optional[str]) -> None:

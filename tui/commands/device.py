@@ -117,7 +117,10 @@ def findings_lines(findings) -> List[str]:
         for e in f.evidence:
             out.append(f"    > {e}")
         if f.fix is not None:
-            hint = f.fix.command or f.fix.args.get("command") or f.fix.args.get("hint")
-            if hint:
-                out.append(f"    fix: {hint}")
+            command = f.fix.command or f.fix.args.get("command")
+            hint = f.fix.args.get("hint")
+            if command and hint:  # e.g. "on the inspected system itself, not on this machine"
+                out.append(f"    fix ({hint}): {command}")
+            elif command or hint:
+                out.append(f"    fix: {command or hint}")
     return out

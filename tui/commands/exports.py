@@ -86,6 +86,8 @@ def run(args, ctx) -> int:
     info = read_elf(ctx.host, path)
     if not info.is_elf:
         raise ToolError(f"{path}: {info.error or 'not an ELF file'}")
+    if info.error and not info.exports and not info.imports:  # as `resolve` says: no symbols to list
+        raise ToolError(f"{path}: {info.error}")
     check = check_against(info, args.against) if args.against else None
     missing, findings = _missing_and_findings(check) if check is not None else ([], [])
     rc = 1 if any(getattr(f, "severity", "") == "error" for f in findings) else 0

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 import sys
 from typing import List
 
 from probes.errors import ToolError
-from probes.logs import LogReport, parse_file, parse_lines
+from probes.logs import LogReport, bounded_lines, parse_file, parse_lines
 from probes.logsource import recent_service_lines
 from tui.output import emit_json, paint, print_lines
 
@@ -52,10 +53,17 @@ def point_fixes(report: LogReport, ctx) -> LogReport:
 def _read(args, ctx) -> LogReport:
     path = getattr(args, "file", None) or getattr(args, "log", None)
     if path == "-":
-        return parse_lines(sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin, "<stdin>")
+        stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
+        return parse_lines(bounded_lines(stream) if hasattr(stream, "readline") else stream, "<stdin>")
     if path:
         if os.path.isdir(path):
             raise ToolError(f"{path}: is a folder, not a log file")
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):  # /dev/zero would be read forever
+            raise ToolError(f"{path}: a device, not a log file (a pipe or `-` for stdin is fine)")
         try:
             return parse_file(path)
         except FileNotFoundError:
