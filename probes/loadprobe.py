@@ -571,7 +571,12 @@ def run_probe(host: Host, *, libcuda_env: Mapping[str, str],
                      "the root), but this machine's own loader cache, default folders and system "
                      "libraries (libc, libstdc++) come after them: a library found only there is this "
                      "machine's, not the VM's")
-    if spec is None and euid == 0 and service_user and service_user != "root":
+    if spec is None and not host.live:
+        # Under --root the service user lives in the image, not here: --as-user cannot apply.
+        if service_user and service_user != _user_name(euid):
+            notes.append(f"run as {_user_name(euid)} on this machine: whether {service_user} may open the "
+                         f"image's device nodes is judged from their mode bits by `vgpu-tui device`")
+    elif spec is None and euid == 0 and service_user and service_user != "root":
         notes.append(f"run as root, while the service runs as {service_user}: root may open device nodes "
                      f"and read files that {service_user} cannot, so a success here does not prove the "
                      f"service's runners succeed (run with --as-user {service_user} to check)")

@@ -339,3 +339,37 @@ def test_a_device_fix_under_root_says_it_is_for_the_vm_not_this_machine(capsys, 
     assert "NVreg_DeviceFileMode" in fix  # chmod alone is lost at the next boot
     rc, out, err = vgpu(capsys, "--root", root, "report", "--no-probe")
     assert "Fix: (on the inspected system itself, not on this machine) chmod 0666" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("report", "--timeout", "-1"), "--timeout must be a positive number"),
+    (("report", "--timeout", "0"), "--timeout must be a positive number"),
+    (("report", "--json", "--markdown", "--no-probe"), "--json and --markdown: choose one"),
+    (("logs", "--lines", "-5"), "--lines -5: give a positive number"),
+])
+def test_option_values_that_make_no_sense_are_refused(capsys, vm, argv, message):
+    rc, out, err = vgpu(capsys, "--root", vm, *argv)
+    assert rc == 2 and out == "" and message in err and err.count("\n") == 1
+
+
+def test_probe_under_root_does_not_advise_an_option_that_refuses_root(capsys, vm):
+    rc, out, err = vgpu(capsys, "--root", vm, "probe")
+    assert rc == 0, err
+    assert "--as-user" not in out  # `probe --as-user` only works on this machine
+    rc, out, err = vgpu(capsys, "--root", vm, "probe", "--as-user", "ollama")
+    assert rc == 2 and "only works on this machine" in err
+
+
+def test_resolve_counts_a_missing_preload_apart_from_the_dependencies(capsys):
+    import shutil
+    import subprocess
+    if not os.path.exists("/usr/bin/ls"):
+        pytest.skip("needs /usr/bin/ls")
+    rc, out, err = vgpu(capsys, "resolve", "/usr/bin/ls", "--env", "LD_PRELOAD=/nonexistent-k.so")
+    first, second = out.splitlines()[:2]
+    assert first.startswith("all ") and "dependencies resolve" in first
+    assert second.startswith("preload cannot be loaded") and "/nonexistent-k.so" in second
+    if shutil.which("true"):  # the real loader: ignored, and the program runs
+        real = subprocess.run(["true"], env={"LD_PRELOAD": "/nonexistent-k.so", "PATH": "/usr/bin:/bin"},
+                              capture_output=True, text=True)
+        assert real.returncode == 0 and "ignored" in real.stderr

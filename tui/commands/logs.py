@@ -72,7 +72,9 @@ def _read(args, ctx) -> LogReport:
             raise ToolError(f"{path}: permission denied")
         except OSError as exc:
             raise ToolError(f"{path}: {exc.strerror or exc}")
-    source, lines = recent_service_lines(ctx.host, limit=max(1, getattr(args, "lines", 5000)))
+    if getattr(args, "lines", 5000) < 1:
+        raise ToolError(f"--lines {args.lines}: give a positive number of lines")
+    source, lines = recent_service_lines(ctx.host, limit=getattr(args, "lines", 5000))
     return parse_lines(lines, source)
 
 

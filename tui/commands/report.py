@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from probes import report as rep
+from probes.errors import ToolError
 from tui.output import emit_json, paint, print_lines
 
 
@@ -15,6 +16,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args, ctx) -> int:
+    if args.timeout is not None and not args.timeout > 0:
+        raise ToolError("--timeout must be a positive number of seconds")
+    if getattr(args, "json", False) and getattr(args, "markdown", False):
+        raise ToolError("--json and --markdown: choose one")
     report = rep.build_report(ctx.host, rep.options_from_args(args, ctx))
     if getattr(args, "json", False):
         emit_json(rep.to_json_obj(report))

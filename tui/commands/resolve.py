@@ -133,8 +133,8 @@ def run(args, ctx) -> int:
     return rc
 
 
-def _missing(tree: ResolveNode) -> List[str]:
-    return [c.name for c in tree.children if not (c.error is None and c.path)]
+def _missing(tree: ResolveNode, preload: bool = False) -> List[str]:
+    return [c.name for c in tree.children if bool(c.preload) == preload and not (c.error is None and c.path)]
 
 
 def verdict_lines(tree: ResolveNode, env: Dict[str, str], ctx) -> List[str]:
@@ -144,9 +144,15 @@ def verdict_lines(tree: ResolveNode, env: Dict[str, str], ctx) -> List[str]:
     llp = env.get("LD_LIBRARY_PATH")
     where = f"LD_LIBRARY_PATH={llp}" if llp else "no LD_LIBRARY_PATH"
     if not missing:
-        return [paint(f"all {len(direct)} dependencies resolve ({where})", "green")]
-    return [paint(f"{len(missing)} of {len(direct)} dependencies cannot be loaded ({where}): "
-                  + ", ".join(missing), "red")]
+        out = [paint(f"all {len(direct)} dependencies resolve ({where})", "green")]
+    else:
+        out = [paint(f"{len(missing)} of {len(direct)} dependencies cannot be loaded ({where}): "
+                     + ", ".join(missing), "red")]
+    bad_preload = _missing(tree, preload=True)
+    if bad_preload:  # ld.so prints an error for each and goes on without it
+        out.append(paint("preload cannot be loaded (ld.so reports it and goes on without it): "
+                         + ", ".join(bad_preload), "yellow"))
+    return out
 
 
 def hint_lines(tree: ResolveNode, env: Dict[str, str], ctx) -> List[str]:

@@ -42,6 +42,7 @@ class Snapshot:
     sections: Dict[str, Section]
     elapsed: float = 0.0
     probe_pending: bool = False  # the load probe still runs: this is the static analysis
+    report: Any = None  # probes.report's own object (for known-good snapshots: capture/diff_report)
 
     def get(self, name: str) -> Section:
         return self.sections.get(name) or Section(note=NOT_YET)
@@ -63,13 +64,15 @@ def _plain(value: Any) -> Any:
     return None if value is None else to_plain(value)
 
 
-def _build_report(host, args) -> Optional[dict]:
+def _build_report(host, args) -> Tuple[Any, Optional[dict]]:
+    """(the report object, its plain JSON), or (None, None) while probes.report is missing."""
     mod = _module("probes.report")
     fn = getattr(mod, "build_report", None) if mod else None
     if fn is None:
-        return None
+        return None, None
     options = _report_options_object(mod, args)
-    return _plain(fn(host, options))
+    raw = fn(host, options)
+    return raw, _plain(raw)
 
 
 def _report_options_object(mod, args):
@@ -100,8 +103,9 @@ def collect(host, args, progress: Optional[Callable[[str], None]] = None) -> Sna
     say = progress or (lambda text: None)
     sections: Dict[str, Section] = {}
     say("building the report")
+    raw = None
     try:
-        report = _build_report(host, args)
+        raw, report = _build_report(host, args)
     except Exception as exc:  # a probe's bug must not take the screen down
         report = None
         sections["findings"] = Section(note=f"report failed: {type(exc).__name__}: {exc}")
@@ -118,7 +122,7 @@ def collect(host, args, progress: Optional[Callable[[str], None]] = None) -> Sna
                 sections[name] = Section(note=f"{name} failed: {type(exc).__name__}: {exc}")
         for name in SECTIONS:
             sections.setdefault(name, Section(note=f"{NOT_YET}: probes.report"))
-    return Snapshot(sections, time.perf_counter() - started)
+    return Snapshot(sections, time.perf_counter() - started, report=raw)
 
 
 # -- the header's verdict --------------------------------------------------------------

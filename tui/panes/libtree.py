@@ -20,7 +20,7 @@ from textual.widgets import Static, Tree
 
 from tui.panes.base import Pane
 from tui.panes.data import Snapshot
-from tui.panes import libinfo
+from tui.panes import libinfo, traceview
 
 MAX_ENTRIES = 3000  # a tree bigger than this is cut, with a note (bounded work and memory)
 MAX_DEPTH = 4
@@ -155,7 +155,10 @@ class LibTreePane(Pane):
     NUMBER = 2
     HELP = ("Ollama's lib/ollama: symlinks with their targets, broken links marked ✗, each "
             "backend folder with what Ollama's scanner does with it. Enter on a library: its "
-            "dependency resolution and, for a driver library, its exports.")
+            "dependency resolution and, for a driver library, its exports. After a traced "
+            "relaunch (T) each library says which process opened it (● opened, ◐ under another "
+            "name, · never opened, ✗ a dependency it needed was not found); on the demo the "
+            "trace is SIMULATED from the sandbox's discovery model.")
 
     DEFAULT_CSS = """
     LibTreePane LibTree { height: 1fr; min-height: 4; }
@@ -170,6 +173,7 @@ class LibTreePane(Pane):
         self.top: Optional[str] = None
         self.selected: Optional[Entry] = None
         self._shown_key = None
+        self.trace: Optional[traceview.Overlay] = None  # the last traced relaunch, overlaid
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="pane-status")
@@ -195,7 +199,44 @@ class LibTreePane(Pane):
             return
         self.top = top
         self.show_status("")
+        self._trace_status()
         self.load_tree(host, top)
+
+    # -- the traced relaunch's overlay ----------------------------------------------------
+    def set_trace(self, overlay: Optional[traceview.Overlay]) -> None:
+        """Lay a trace over the tree (None removes it); labels change in place, so what the
+        user opened and selected stays."""
+        self.trace = overlay
+        self.border_subtitle = overlay.tag if overlay is not None else ""
+        self._trace_status()
+        tree = self.query_one(LibTree)
+        for node in _nodes(tree.root):
+            if node.data is not None:
+                node.set_label(self._label(node.data))
+        if self.selected is not None and not self.query_one("#libtree-detail").has_class("-empty"):
+            self._show_detail(self.selected)
+
+    def _trace_status(self) -> None:
+        if self.trace is None:
+            return
+        status = self.status_widget()
+        status.display = True
+        status.update(traceview.status(self.trace))
+
+    def _label(self, entry: Entry) -> Text:
+        text = label(entry, self.backends.get(entry.path.rstrip("/")))
+        mark = traceview.marker(self.trace, entry)
+        words = traceview.badge(self.trace, entry)
+        if mark is None and words is None:
+            return text
+        out = Text(no_wrap=True, overflow="ellipsis")
+        if mark is not None:
+            out.append_text(mark)
+        out.append_text(text)
+        if words is not None:
+            out.append("  ")
+            out.append_text(words)
+        return out
 
     @work(thread=True, exclusive=True, group="libtree", exit_on_error=False)
     def load_tree(self, host, top: str) -> None:
@@ -209,7 +250,7 @@ class LibTreePane(Pane):
         self._shown_key = key
         tree = self.query_one(LibTree)
         tree.clear()
-        tree.root.set_label(label(top, self.backends.get(top.path.rstrip("/"))))
+        tree.root.set_label(self._label(top))
         tree.root.data = top
         if top.status == "missing":
             self.show_status(f"{top.path}: missing")
@@ -221,8 +262,7 @@ class LibTreePane(Pane):
 
     def _add(self, node, entry: Entry) -> None:
         for child in entry.children:
-            backend = self.backends.get(child.path.rstrip("/"))
-            text = label(child, backend)
+            text = self._label(child)
             if child.children:
                 sub = node.add(text, data=child)
                 self._add(sub, child)
@@ -234,23 +274,46 @@ class LibTreePane(Pane):
         entry = event.node.data
         if entry is None:
             return
+        self._show_detail(entry)
+
+    def _show_detail(self, entry: Entry) -> None:
         detail = self.query_one("#libtree-detail")
+        body = self.query_one("#libtree-detail-body", Static)
+        traced = traceview.detail(self.trace, entry)
         backend = self.backends.get(entry.path.rstrip("/"))
-        if backend is not None:
+        if backend is not None or (traced is not None and (entry.kind == "dir" or entry.children)):
+            self.selected = entry
             detail.remove_class("-empty")
-            self.query_one("#libtree-detail-body", Static).update(backend_detail(entry, backend))
+            text = backend_detail(entry, backend) if backend is not None else Text(entry.path + "/", style="bold")
+            body.update(_joined(traced, text))
             return
         if entry.kind not in ("file", "link") or entry.children:
             return
         self.selected = entry
         detail.remove_class("-empty")
-        self.query_one("#libtree-detail-body", Static).update(Text(f"resolving {entry.path}…", style="italic"))
-        self.resolve_selected(entry)
+        body.update(_joined(traced, Text(f"resolving {entry.path}…", style="italic")))
+        self.resolve_selected(entry, traced)
 
     @work(thread=True, exclusive=True, group="libtree-detail", exit_on_error=False)
-    def resolve_selected(self, entry: Entry) -> None:
+    def resolve_selected(self, entry: Entry, traced: Optional[Text] = None) -> None:
         text = libinfo.describe(self.host, entry.path, self.top)
-        self.app.call_from_thread(self.query_one("#libtree-detail-body", Static).update, text)
+        self.app.call_from_thread(self.query_one("#libtree-detail-body", Static).update, _joined(traced, text))
+
+
+def _joined(first: Optional[Text], second: Text) -> Text:
+    """The trace's lines (who opened it) above the library's own detail."""
+    if first is None:
+        return second
+    out = first.copy()
+    out.append("\n")
+    out.append_text(second)
+    return out
+
+
+def _nodes(node):
+    yield node
+    for child in node.children:
+        yield from _nodes(child)
 
 
 def _guess_lib_dir(host) -> Optional[str]:
