@@ -575,7 +575,9 @@ def _findings(host, pci, nodes, modules, driver, user, declared, nvidia_in_use) 
             "no-gpu-on-pci-bus", "no-device", "error", "No GPU on the PCI bus", detail,
             tuple(f"{d.slot} {d.ids} class {d.class_code} {d.name or d.class_name or ''} driver={d.driver}".rstrip()
                   for d in display) or (f"{len(pci)} PCI devices, none of display/3D class",),
-            Fix("manual", {"hint": "pass the GPU (or the stub device) through to this VM"})))
+            Fix("manual", {"hint": "pass the GPU (or the stub device) through to this VM; a stub device "
+                                   "with IDs of its own: declare it with --gpu VENDOR:DEVICE "
+                                   "(`vgpu-tui device --all` lists every PCI device)"})))
     for d in gpus:
         ev = (f"{d.slot} {d.ids} {d.name or ''} driver={d.driver or 'none'}".replace("  ", " "),)
         if d.vendor_id == NVIDIA and d.driver in FOREIGN_DRIVERS:

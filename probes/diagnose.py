@@ -560,6 +560,31 @@ def rule_lib_dir(f: Facts) -> List[Finding]:
     )]
 
 
+def rule_lib_dir_link(f: Facts) -> List[Finding]:
+    """<binary>/../lib/ollama is a broken link (or not a folder): Ollama's os.Stat fails on it,
+    so it silently falls back to the binary's own folder, where no CUDA backend is."""
+    real = g(f.install, "real_binary") if f.install is not None else None
+    if not real or cuda_loads(f.scan):
+        return []
+    own = posixpath.normpath(posixpath.join(posixpath.dirname(str(real)), "..", "lib", "ollama"))
+    r = f.host.resolve(own)
+    if f.host.lstat(own) is None or (r.ok and f.host.isdir(own)):
+        return []
+    what = {"dangling": "a dangling symlink", "loop": "a symlink loop"}.get(r.status, "not a folder")
+    target = f.host.readlink(own) if f.host.islink(own) else None
+    trees = [str(g(t, "path")) for t in _items(f.install, "other_trees") if g(t, "has_cuda_backend", False)]
+    fix = (fix_symlink(f, own, trees[0], force=not f.host.islink(own)) if trees else
+           fix_manual(f, f"point {own} at the Ollama library folder: vgpu-tui fix symlink {own} /path/to/lib/ollama"))
+    return [Finding(
+        "lib-dir-broken-link", "lib-dir-not-found", "error",
+        f"{own} is {what}, so Ollama reads {lib_dir(f) or 'another folder'} and finds no CUDA backend",
+        "Ollama takes <folder of the real binary>/../lib/ollama only if it exists; otherwise it falls back "
+        "to the binary's own folder without a word.",
+        ((f"{own} -> {target}" if target else own) + f" ({r.status})", f"LibOllamaPath: {lib_dir(f)}"),
+        fix,
+    )]
+
+
 def rule_no_ollama(f: Facts) -> List[Finding]:
     """No Ollama binary was found at all: nothing else about Ollama can be judged."""
     if f.install is None or g(f.install, "binary"):
@@ -629,6 +654,25 @@ def cuda_files(f: Facts) -> List[Tuple[str, int, str]]:
             elif level < 3 and f.host.isdir(path):
                 queue.append((path, level + 1))
     return out
+
+
+def rule_no_cuda_backend(f: Facts) -> List[Finding]:
+    """No libggml-cuda* anywhere in the library folder Ollama reads (a CPU-only or partial copy)."""
+    ld = lib_dir(f)
+    if not ld or not modelled(f.scan) or cuda_loads(f.scan) or not f.host.isdir(ld) or cuda_files(f):
+        return []
+    if any(g(t, "has_cuda_backend", False) for t in _items(f.install, "other_trees")):
+        return []  # rule_lib_dir: the backend is in the tree Ollama does not read
+    if rule_lib_dir_link(f):
+        return []  # Ollama fell back to the binary's folder: that link is the problem
+    return [Finding(
+        "no-cuda-backend", "backend-lib-missing", "error",
+        f"{ld} holds no libggml-cuda.so: this Ollama has no CUDA backend to load",
+        "The release archive puts the CUDA backend in lib/ollama/cuda_v12 and cuda_v13; a copy without "
+        "them (a CPU-only build, a partial copy) runs on the CPU without a word.",
+        (f"{ld}: " + (", ".join(sorted(f.host.listdir(ld))[:8]) or "empty"),),
+        fix_manual(f, _reextract(f), "then: vgpu-tui relaunch"),
+    )]
 
 
 def rule_backend_placement(f: Facts) -> List[Finding]:
@@ -1043,7 +1087,7 @@ def _probe_findings(f: Facts) -> List[Finding]:
 RULES: Tuple[Callable[[Facts], List[Finding]], ...] = (
     rule_driver_too_old, rule_device_reports,
     rule_driver_lib_not_found, rule_ldcache, rule_shim_exports, rule_shim, rule_nvml,
-    rule_no_ollama, rule_lib_dir, rule_install, rule_backend_placement, rule_backend_folder, rule_loads_twice,
+    rule_no_ollama, rule_lib_dir, rule_lib_dir_link, rule_install, rule_no_cuda_backend, rule_backend_placement, rule_backend_folder, rule_loads_twice,
     rule_llm_library, rule_library_path, rule_visible_devices, rule_preload, rule_env_not_applied,
     rule_scanner,  # the scanner's own findings last: a rule's twin (with its evidence) is kept
 )

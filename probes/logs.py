@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
+import os
 import re
 from typing import Any, Deque, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
@@ -382,6 +384,9 @@ class LogParser:
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8", "replace")
         raw = raw.rstrip("\r\n")
+        message = journal_json_message(raw)
+        if message is not None:  # `journalctl -o json`: the log line is the entry's MESSAGE
+            raw = message.rstrip("\r\n")
         if "\n" in raw or "\r" in raw:  # several lines handed over as one string (or CR endings)
             out = []
             for part in re.split(r"\r\n|\n|\r", raw):
@@ -448,6 +453,25 @@ class LogParser:
         return _analyse(s, self.source, tuple(self.events), self.lines, self.sessions + (1 if s.count else 0))
 
 
+def journal_json_message(raw: str) -> Optional[str]:
+    """The MESSAGE of a `journalctl -o json` line (one JSON object per entry), else None.
+    journald writes a message that is not valid UTF-8 as an array of byte values."""
+    text = raw.lstrip()
+    if not text.startswith("{") or '"MESSAGE"' not in text:
+        return None
+    try:
+        entry = json.loads(text)
+    except ValueError:
+        return None
+    msg = entry.get("MESSAGE") if isinstance(entry, dict) else None
+    if isinstance(msg, list):
+        try:
+            return bytes(msg).decode("utf-8", "replace")
+        except (TypeError, ValueError):
+            return None
+    return msg if isinstance(msg, str) else None
+
+
 def parse_lines(lines: Iterable[Union[str, bytes]], source: str = "") -> LogReport:
     """Parse a whole log (an iterable of lines, str or bytes) into the contract's `logs` report."""
     p = LogParser(source, max_events=5000)
@@ -477,9 +501,51 @@ def bounded_lines(fh: Any, limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
             chunk = fh.readline(limit)
 
 
-def parse_file(path: str, source: Optional[str] = None) -> LogReport:
+# A rotated log is often compressed (logrotate's ollama.log.2.gz): read it as it was.
+COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"\xfd7zXZ\x00", "lzma"), (b"BZh", "bz2"))
+
+
+def compression(path: str) -> Optional[str]:
+    """The stdlib module that decompresses the file (by its magic bytes), or None."""
     with open(path, "rb") as fh:
-        return parse_lines(bounded_lines(fh), source if source is not None else path)
+        magic = fh.read(6)
+    return next((module for prefix, module in COMPRESSED if magic.startswith(prefix)), None)
+
+
+def read_log_lines(path: str) -> List[str]:
+    """A log file's lines as text: decompressed, each line bounded, a journald JSON export's
+    MESSAGE taken out. OSError for a device (/dev/zero never ends) or a damaged archive."""
+    import lzma
+    import stat as stat_mod
+    mode = os.stat(path).st_mode
+    if stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
+        raise OSError(f"{path}: a device, not a log file")
+    module = compression(path) if stat_mod.S_ISREG(mode) else None
+    out: List[str] = []
+    with (__import__(module).open(path, "rb") if module else open(path, "rb")) as fh:
+        try:
+            for raw in bounded_lines(fh):
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                message = journal_json_message(line)
+                out.append(line if message is None else message)
+        except (EOFError, OSError, ValueError, lzma.LZMAError) as exc:
+            if module is None:
+                raise
+            raise OSError(f"damaged {module} file: {exc}")
+    return out
+
+
+def parse_file(path: str, source: Optional[str] = None) -> LogReport:
+    module = compression(path)
+    if module is None:
+        with open(path, "rb") as fh:
+            return parse_lines(bounded_lines(fh), source if source is not None else path)
+    import lzma
+    with __import__(module).open(path, "rb") as fh:
+        try:
+            return parse_lines(bounded_lines(fh), source if source is not None else path)
+        except (EOFError, OSError, ValueError, lzma.LZMAError) as exc:
+            raise OSError(f"damaged {module} file: {exc}")
 
 
 # -- the verdict -------------------------------------------------------------------------------

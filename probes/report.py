@@ -230,11 +230,11 @@ def _probe(host: Host, install: Any, scan: Any, options: ReportOptions, user: st
 def _log_lines(host: Host, options: ReportOptions) -> Tuple[Tuple[str, ...], Optional[str]]:
     """--log FILE (of this machine), else the service's own log (journal, or the sandbox's file)."""
     if options.log:
+        from probes.logs import read_log_lines  # as `vgpu-tui logs FILE` reads it (.gz, journald JSON)
         try:
-            with open(options.log, "r", encoding="utf-8", errors="replace") as fh:
-                return tuple(fh.read().splitlines()), options.log
+            return tuple(read_log_lines(options.log)), options.log
         except OSError as exc:
-            raise ToolError(f"--log {options.log}: {exc.strerror}")
+            raise ToolError(f"--log {options.log}: {exc.strerror or str(exc).replace(options.log + ': ', '')}")
     from probes import logsource
     source, lines = logsource.recent_service_lines(host)
     return tuple(lines or ()), source
@@ -339,7 +339,8 @@ def to_text(report: Report) -> List[str]:
             lines.append("Fix: " + _fix_text(errs[0]))
     lines.append("")
     o = report.ollama
-    lines.append(f"Ollama  {o.get('version') or '?'} (era {o.get('era') or '?'})  binary {o.get('binary') or '?'}"
+    era_text = f"era {o.get('era') or '?'}" if o.get("version") else f"version unknown, modelled as era {o.get('era') or '?'}"
+    lines.append(f"Ollama  {o.get('version') or '?'} ({era_text})  binary {o.get('binary') or '?'}"
                  f"  lib {o.get('lib_dir') or '?'}")
     if report.root != "/":
         lines.append(f"Root    {report.root}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import shutil
 import sys
@@ -64,9 +65,17 @@ class Shooter:
 async def capture(out: str) -> list:
     from tui.app import VgpuApp
     from tui.screens.fix_preview import FixPreviewScreen
+    from tui.screens.prompt import PromptScreen
     from tui.screens.relaunch import RelaunchScreen
+    from tui.screens.snapshots import SnapshotDiffScreen, SnapshotPickScreen
 
     root = fresh_demo()
+    snapshots = os.path.join(DEMO + "-snapshots")
+    shutil.rmtree(snapshots, ignore_errors=True)
+    os.environ["VGPU_TUI_SNAPSHOTS"] = snapshots  # not the operator's own snapshot folder
+    from tui.panes import traceview
+
+    traceview.now = lambda: "19:05:00"  # the same pictures on every run
     app = VgpuApp(args_for(root))
     async with app.run_test(size=(120, 40)) as pilot:
         s = Shooter(app, pilot, out)
@@ -103,9 +112,44 @@ async def capture(out: str) -> list:
         await pilot.press("escape")
         await s.until(lambda: app.query_one("#verdict").state == "gpu")
         await s.shot("loop-4-gpu-in-use")
-        await pilot.press("6", "u")
+        # the working state is saved as a known-good snapshot (palette: Save snapshot…)
+        app.action_save_snapshot()
+        await s.until(lambda: isinstance(app.screen, PromptScreen))
+        await pilot.pause(0.1)
+        app.screen.query_one("#prompt-input").value = "gpu-working"
+        await pilot.press("enter")
+        await s.until(lambda: os.path.exists(os.path.join(snapshots, "gpu-working.json")))
+        saved = os.path.join(snapshots, "gpu-working.json")
+        with open(saved, encoding="utf-8") as fh:
+            data = json.load(fh)
+        data["time"] = "2026-11-29T19:04:00Z"  # the same pictures on every run
+        with open(saved, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        # T: the traced relaunch, then its overlay on the library tree
+        await pilot.press("T")
+        await s.until(lambda: isinstance(app.screen, RelaunchScreen) and app.screen.done)
+        await s.shot("trace-1-traced-relaunch")
+        await pilot.press("escape")
+        await s.until(lambda: app.query_one("#libtree").trace is not None)
+        await pilot.press("2", "z")
+        tree = app.query_one("#libtree-tree")
+        for node in tree.root.children:
+            if node.data is not None and node.data.name == "cuda_v12":
+                for leaf in node.children:
+                    if leaf.data is not None and leaf.data.name == "libggml-cuda.so":
+                        tree.select_node(leaf)
+        await s.shot("trace-2-library-tree-overlay")
+        await pilot.press("z", "6", "u")
         await s.until(lambda: app.query_one("#changes").changes and app.query_one("#changes").changes[0].get("undone"))
         await s.shot("loop-5-undone")
+        # compare with the known-good snapshot: the undone fix comes back as the first change
+        await pilot.press("5", "d")
+        await s.until(lambda: isinstance(app.screen, SnapshotPickScreen) and app.screen.loaded)
+        await s.shot("compare-1-pick-snapshot")
+        await pilot.press("enter")
+        await s.until(lambda: isinstance(app.screen, SnapshotDiffScreen) and app.screen.changes is not None)
+        await s.shot("compare-2-snapshot-diff")
+        await pilot.press("escape")
         await pilot.press("question_mark")
         await s.shot("help")
     small = VgpuApp(args_for(root))
@@ -113,6 +157,7 @@ async def capture(out: str) -> list:
         await small.settled()
         await Shooter(small, pilot, out).shot("main-80x24")
     shutil.rmtree(DEMO, ignore_errors=True)
+    shutil.rmtree(snapshots, ignore_errors=True)
     return sorted(os.path.join(out, f) for f in os.listdir(out) if f.endswith(".svg"))
 
 

@@ -373,3 +373,125 @@ def test_resolve_counts_a_missing_preload_apart_from_the_dependencies(capsys):
         real = subprocess.run(["true"], env={"LD_PRELOAD": "/nonexistent-k.so", "PATH": "/usr/bin:/bin"},
                               capture_output=True, text=True)
         assert real.returncode == 0 and "ignored" in real.stderr
+
+
+def test_a_broken_lib_ollama_link_or_an_empty_tree_is_named_not_unexplained(capsys, tmp_path):
+    root = build_vm(str(tmp_path / "link")).root
+    lib = os.path.join(root, "usr/local/lib/ollama")
+    os.rename(lib, lib + ".moved")
+    os.symlink("/opt/ollama-old/lib/ollama", lib)  # the tree the link named was moved away
+    rc, out, err = vgpu(capsys, "--root", root, "report", "--no-probe")
+    assert rc == 1 and "no rule found why" not in out
+    assert out.startswith("CPU only: /usr/local/lib/ollama is a dangling symlink, so Ollama reads /usr/local/bin")
+    assert out.count("[error]") == 1
+    root = build_vm(str(tmp_path / "empty")).root
+    lib = os.path.join(root, "usr/local/lib/ollama")
+    import shutil
+    shutil.rmtree(lib)
+    os.mkdir(lib)
+    rc, out, err = vgpu(capsys, "--root", root, "report", "--no-probe")
+    assert rc == 1 and out.startswith("CPU only: /usr/local/lib/ollama holds no libggml-cuda.so")
+
+
+CORPUS = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+def test_a_json_document_is_not_read_as_a_log(capsys):
+    doc = CORPUS / "issue-logs" / "001.json"
+    if not doc.exists():
+        pytest.skip("the corpus is not there")
+    rc, out, err = vgpu(capsys, "logs", str(doc))  # its "notes" quote Ollama's messages
+    assert rc == 2 and out == "" and "a JSON document, not an Ollama log" in err
+
+
+def test_journalctl_json_export_reads_like_the_plain_log(capsys, tmp_path):
+    """`journalctl -u ollama -o json > x` (real journalctl on a journal written by
+    systemd-journal-remote) gives the same verdict as the plain log."""
+    import shutil
+    import subprocess
+    from tests.test_logsource import JOURNAL_REMOTE, JOURNALCTL, write_journal
+    plain = CORPUS / "ollama-0.24" / "e3_llm_library_cuda_v13_on_b.debug.log"
+    if not (JOURNAL_REMOTE and JOURNALCTL and plain.exists()):
+        pytest.skip("needs journalctl, systemd-journal-remote and the corpus")
+    messages = [line.split("]: ", 1)[1] if "]: " in line[:80] else line
+                for line in plain.read_text().splitlines() if line.strip()]
+    journal = tmp_path / "ollama.journal"
+    write_journal(journal, messages)
+    export = subprocess.run([JOURNALCTL, "--file", str(journal), "-o", "json", "--no-pager"],
+                            capture_output=True, text=True, check=True).stdout
+    (tmp_path / "x.json").write_text(export)
+    rc, out, err = vgpu(capsys, "logs", str(tmp_path / "x.json"), "--json")
+    from_json = json.loads(out)
+    rc2, out, err = vgpu(capsys, "logs", str(plain), "--json")
+    from_plain = json.loads(out)
+    assert rc == rc2 == 1
+    for key in ("ollama_version", "library", "gpu_used", "gpu_count", "summary"):
+        assert from_json[key] == from_plain[key], key
+    assert [f["id"] for f in from_json["findings"]] == [f["id"] for f in from_plain["findings"]]
+
+
+def test_after_a_fix_under_root_the_printed_undo_and_relaunch_act_on_that_root(capsys, vm):
+    import shlex
+    rc, out, err = vgpu(capsys, "--root", vm, "fix", "env", "OLLAMA_DEBUG=1")
+    assert rc == 0
+    assert f"(`vgpu-tui --root {vm} relaunch`)" in out
+    undo = [line[len("undo with: "):] for line in out.splitlines() if line.startswith("undo with: ")][0]
+    assert undo == f"vgpu-tui --root {vm} undo c0001"  # a bare `vgpu-tui undo` would undo here, on /
+    rc, out, err = vgpu(capsys, *shlex.split(undo)[1:])
+    assert rc == 0 and out.startswith("c0001 undone")
+
+
+def test_a_fix_on_a_temporary_demo_says_it_is_gone(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    rc, out, err = vgpu(capsys, "--demo", "fix", "env", "OLLAMA_DEBUG=1")
+    assert rc == 0 and "undo with" not in out and "this demo VM was temporary" in out
+
+
+def test_tree_does_not_repeat_an_absolute_link_target(capsys, tmp_path):
+    root = build_vm(str(tmp_path / "vm"), faults=("libcuda-not-on-path",)).root
+    os.symlink("/opt/vgpu/lib/libcuda.so.1", os.path.join(root, "usr/local/lib/ollama/libcuda.so.1"))
+    rc, out, err = vgpu(capsys, "--root", root, "tree")
+    line = [x for x in out.splitlines() if "libcuda.so.1 ->" in x][0]
+    assert line.count("/opt/vgpu/lib/libcuda.so.1") == 1
+
+
+@pytest.mark.parametrize("module", ["gzip", "lzma", "bz2"])
+def test_a_rotated_compressed_log_reads_like_the_plain_one(capsys, tmp_path, vm, module):
+    plain = CORPUS / "ollama-0.24" / "e3_llm_library_cuda_v13_on_b.log"
+    if not plain.exists():
+        pytest.skip("the corpus is not there")
+    packed = tmp_path / "ollama.log.2"
+    with __import__(module).open(str(packed), "wb") as fh:
+        fh.write(plain.read_bytes())
+    rc, out, err = vgpu(capsys, "logs", str(packed), "--json")
+    rc2, out2, err2 = vgpu(capsys, "logs", str(plain), "--json")
+    a, b = json.loads(out), json.loads(out2)
+    assert rc == rc2 == 1 and a["summary"] == b["summary"] and a["library"] == b["library"] == "cpu"
+    rc, out, err = vgpu(capsys, "--root", vm, "report", "--no-probe", "--log", str(packed), "--json")
+    assert json.loads(out)["log"]["library"] == "cpu"
+    damaged = tmp_path / "cut.gz"
+    damaged.write_bytes(packed.read_bytes()[:120]) if module == "gzip" else None
+    if module == "gzip":
+        rc, out, err = vgpu(capsys, "logs", str(damaged))
+        assert rc == 2 and "damaged gzip file" in err
+
+
+def test_report_log_of_a_device_is_refused_not_read_forever(capsys, vm):
+    rc, out, err = vgpu(capsys, "--root", vm, "report", "--no-probe", "--log", "/dev/zero")
+    assert rc == 2 and err == "vgpu-tui: --log /dev/zero: a device, not a log file\n"
+
+
+def test_snapshot_options_may_come_anywhere(capsys, tmp_path, vm):
+    folder = str(tmp_path / "snaps")
+    rc, out, err = vgpu(capsys, "--root", vm, "snapshot", "save", "--json", "--dir", folder, "good")
+    assert rc == 0 and json.loads(out)["name"] == "good", err  # was: unrecognized arguments: good
+    rc, out, err = vgpu(capsys, "--root", vm, "snapshot", "--dir", folder, "diff", "good")
+    assert rc == 0 and out.startswith("compared with good")
+    rc, out, err = vgpu(capsys, "snapshot", "list", "--dir", folder)
+    assert rc == 0 and out.splitlines()[1].startswith("good")
+
+
+def test_no_gpu_tells_how_to_declare_a_stub_device_with_other_ids(capsys, tmp_path):
+    root = build_vm(str(tmp_path / "vm"), faults=("no-gpu",)).root
+    rc, out, err = vgpu(capsys, "--root", root, "device")
+    assert rc == 1 and "declare it with --gpu VENDOR:DEVICE" in out

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import time
+from types import SimpleNamespace
 from typing import Dict, Iterable, List, Optional
 
 from rich.text import Text
@@ -18,7 +20,9 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.reactive import Reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Static
 
 from probes.errors import ToolError
@@ -36,8 +40,9 @@ from tui.panes.shim import ShimPane
 PANES = (DevicePane, LibTreePane, ShimPane, LogPane, FindingsPane, ChangesPane)
 NARROW_WIDTH = 100  # below this (or NARROW_HEIGHT rows) one pane at a time, with tabs
 NARROW_HEIGHT = 30
-ACTIONS_THAT_CHANGE = ("relaunch", "undo_last", "fix")
-MAIN_SCREEN_ONLY = ACTIONS_THAT_CHANGE + ("zoom", "rescan", "compare", "focus_pane", "help")
+ACTIONS_THAT_CHANGE = ("relaunch", "trace_relaunch", "undo_last", "fix")
+MAIN_SCREEN_ONLY = ACTIONS_THAT_CHANGE + ("zoom", "rescan", "compare", "focus_pane", "help",
+                                          "compare_snapshot", "save_snapshot")
 DEFAULT_THEME = "textual-dark"
 # The sizes of the 120x40 layout (app.tcss has the same; single-pane mode overrides them inline).
 WIDE = {"row-top": 16, "device": 38, "col-findings": 58, "changes": 7}
@@ -73,6 +78,24 @@ class PaneTabs(Static):
                 self.app.action_focus_pane(pane_id)
 
 
+def freeze_heap() -> None:
+    """Move what the app has built so far (widgets, the report, modules: ~100k objects) out of
+    the garbage collector's sight. Every render allocates thousands of short-lived objects, so
+    full collections come every few keys, and each one walked the whole heap: ~60 ms of the UI
+    thread at a random key (the p95 of the key latency). Later objects are still collected."""
+    gc.collect()
+    gc.freeze()
+
+
+class MainScreen(Screen):
+    """The main screen. Textual's `Screen.focused` repaints the whole screen on every focus
+    change (a full 120x40 composite: ~25 ms a key on the 2-core VM); here only what the focus
+    change itself restyles is repainted (the widget losing it, the one gaining it, the two
+    pane borders and the key bar)."""
+
+    focused: Reactive[Optional[Widget]] = Reactive(None, repaint=False)
+
+
 class VgpuApp(App):
     """The vgpu-tui main screen."""
 
@@ -84,6 +107,7 @@ class VgpuApp(App):
         Binding("q", "quit", "Quit"),
         Binding("question_mark,f1", "help", "Help"),
         Binding("r", "relaunch", "Relaunch"),
+        Binding("T", "trace_relaunch", "Trace"),
         Binding("u", "undo_last", "Undo last", show=False),
         Binding("z", "zoom", "Zoom"),
         Binding("ctrl+r", "rescan", "Rescan"),
@@ -112,13 +136,18 @@ class VgpuApp(App):
         self._lit: Optional[Pane] = None  # the pane whose border shows the focus
         self._term_size = None
         self.last_compare: Optional[tuple] = None
+        self.last_trace = None  # tui.panes.traceview.Overlay of the last traced relaunch
         self.timings: Dict[str, float] = {"start": time.perf_counter()}
         self._owns_ctx = ctx is None
+        self._heap_frozen = False
         theme = os.environ.get("VGPU_TUI_THEME") or DEFAULT_THEME
         if theme in self.available_themes:
             self.theme = theme
 
     # -- layout -----------------------------------------------------------------------
+    def get_default_screen(self) -> Screen:
+        return MainScreen(id="_default")
+
     def compose(self) -> ComposeResult:
         bar = VerdictBar(id="verdict")
         bar.readonly = self.readonly
@@ -271,6 +300,9 @@ class VgpuApp(App):
         self.timings.setdefault("filled", time.perf_counter())
         if not snapshot.probe_pending:
             self.timings.setdefault("complete", time.perf_counter())
+            if not self._heap_frozen:
+                self._heap_frozen = True
+                self.set_timer(0.3, freeze_heap)
 
     async def settled(self, timeout: float = 20.0) -> bool:
         """Wait until the panes are filled and no worker runs but the log's follower (tests, bench)."""
@@ -325,7 +357,7 @@ class VgpuApp(App):
             return False
         if action in MAIN_SCREEN_ONLY and len(self.screen_stack) > 1:
             return False  # not from inside the fix preview, the watch or help
-        if action in ("relaunch", "undo_last") and self.host is None:
+        if action in ("relaunch", "trace_relaunch", "undo_last") and self.host is None:
             return None  # shown greyed until the system is open
         return True
 
@@ -402,17 +434,111 @@ class VgpuApp(App):
         self._collect()
 
     def action_relaunch(self) -> None:
+        self._relaunch(trace=False)
+
+    def action_trace_relaunch(self) -> None:
+        self._relaunch(trace=True)
+
+    def _relaunch(self, trace: bool) -> None:
+        """Relaunch and watch; traced, the loader's trace is then laid over the library tree."""
         if self.readonly or self.host is None:
             return
         from tui.screens.relaunch import RelaunchScreen
 
         before = self.snapshot.data("log") if self.snapshot else None
+        screen = RelaunchScreen(self.host, before, readonly=self.readonly, trace=trace, install=self._install())
 
         def finished(after: Optional[dict]) -> None:
             self.last_compare = (before, after)
+            if screen.trace_report is not None:
+                self.show_trace(screen.trace_report)
+            elif after is not None:
+                self.query_one(LibTreePane).set_trace(None)  # a plain start since: that trace is history
             self.rescan()
 
-        self.push_screen(RelaunchScreen(self.host, before, readonly=self.readonly), finished)
+        self.push_screen(screen, finished)
+
+    def _install(self):
+        """The Ollama binary the report found (a child-process relaunch starts that one)."""
+        if self.host is None or self.host.is_sandbox or not self.host.live:
+            return None
+        given = getattr(self.args, "ollama", None)
+        binary = (self.ctx.system_path(given) if given and self.ctx is not None else
+                  ((self.snapshot.data("ollama") or {}).get("binary") if self.snapshot else None))
+        return SimpleNamespace(binary=binary) if binary else None
+
+    @work(thread=True, group="trace-overlay", exit_on_error=False)
+    def show_trace(self, report) -> None:
+        from tui.panes import traceview
+
+        overlay = traceview.build(report, self.host)
+        self.last_trace = overlay
+        self.call_from_thread(self.query_one(LibTreePane).set_trace, overlay)
+
+    def action_trace_report(self) -> None:
+        if self.last_trace is None:
+            self.notify("no traced relaunch yet: press T")
+            return
+        from tui.screens.textview import TextScreen
+
+        self.push_screen(TextScreen("The last traced relaunch, per process", self.last_trace.lines,
+                                    label="SIMULATED" if self.last_trace.simulated else ""))
+
+    def action_clear_trace(self) -> None:
+        self.last_trace = None
+        self.query_one(LibTreePane).set_trace(None)
+        self.query_one(LibTreePane).show_status("")
+
+    # -- known-good snapshots (probes.snapshot) -------------------------------------------
+    def _report_or_say(self):
+        report = self.snapshot.report if self.snapshot is not None else None
+        if report is None:
+            self.notify("the report is not ready yet", severity="warning")
+        return report
+
+    def action_save_snapshot(self) -> None:
+        """Save what the report knows as a named known-good state (`vgpu-tui snapshot save`)."""
+        report = self._report_or_say()
+        if report is None:
+            return
+        from probes import snapshot as snap
+        from tui.screens.prompt import PromptScreen
+
+        def answered(name: Optional[str]) -> None:
+            if name:
+                self.save_snapshot(report, name)
+
+        default = time.strftime("known-good-%Y%m%d-%H%M")
+        self.push_screen(PromptScreen(f"Save this state as a snapshot named (kept in {snap.snapshot_dir()}, "
+                                      "or a path ending in .json):", default), answered)
+
+    @work(thread=True, group="snapshot", exit_on_error=False)
+    def save_snapshot(self, report, name: str) -> None:
+        from probes import snapshot as snap
+
+        try:
+            path = snap.save(snap.capture(report, name), name)
+        except ToolError as exc:
+            self.call_from_thread(self.notify, f"not saved: {exc}", severity="error", timeout=10)
+            return
+        self.call_from_thread(self.notify, f"snapshot saved: {path}")
+
+    def action_compare_snapshot(self) -> None:
+        """Compare with…: pick a saved snapshot, see what differs now, most suspicious first."""
+        report = self._report_or_say()
+        if report is None:
+            return
+        from tui.screens.snapshots import SnapshotDiffScreen, SnapshotPickScreen
+
+        def picked(name: Optional[str]) -> None:
+            if name:
+                self.push_screen(SnapshotDiffScreen(name, report))
+
+        self.push_screen(SnapshotPickScreen(), picked)
+
+    @on(FindingsPane.CompareRequested)
+    def _compare_requested(self, event) -> None:
+        self.action_compare_snapshot()
 
     def action_compare(self) -> None:
         if not self.last_compare:
@@ -447,6 +573,14 @@ class VgpuApp(App):
         yield SystemCommand("Shim: change view", "exports + missing / missing only / diff to the real driver (m)",
                             lambda: self._pane_do(ShimPane, "cycle_mode"))
         yield SystemCommand("Compare before/after the last relaunch", "c", self.action_compare)
+        yield SystemCommand("Compare with… a saved snapshot", "What differs from a known-good state, most "
+                            "suspicious first (d on the findings pane)", self.action_compare_snapshot)
+        yield SystemCommand("Save snapshot…", "Save this state as a known-good snapshot (vgpu-tui snapshot save)",
+                            self.action_save_snapshot)
+        if self.last_trace is not None:
+            yield SystemCommand("Trace: show the last traced relaunch", "Per process: libraries opened, "
+                                "failed searches", self.action_trace_report)
+            yield SystemCommand("Trace: remove the overlay from the library tree", "", self.action_clear_trace)
         yield SystemCommand("Theme: ANSI dark (the terminal's own colours, best over SSH)", "",
                             lambda: setattr(self, "theme", "ansi-dark"))
         yield SystemCommand("Theme: ANSI light (the terminal's own colours)", "",
@@ -457,6 +591,9 @@ class VgpuApp(App):
                 yield SystemCommand(f"Fix: {finding.get('title')}", "Preview the change, then apply it (x)",
                                     lambda: self.open_fix(finding))
             yield SystemCommand("Relaunch Ollama and watch discovery", "r", self.action_relaunch)
+            yield SystemCommand("Traced relaunch: which libraries each process opens",
+                                "LD_DEBUG (and strace) for one start, then laid over the library tree (T)",
+                                self.action_trace_relaunch)
             yield SystemCommand("Undo the last change", "u", self.action_undo_last)
 
     def _log_do(self, name: str) -> None:

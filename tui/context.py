@@ -111,6 +111,18 @@ class Context:
             return f"--root {shlex.quote(self.host.root)}"
         return ""
 
+    @property
+    def temporary_demo(self) -> bool:
+        """The demo VM lives in a folder removed when this command ends."""
+        return bool(self._cleanup)
+
+    def point_text(self, text: str) -> str:
+        """Every `vgpu-tui ...` quoted in a sentence, pointed at this system (see on_this_system)."""
+        prefix = "" if self.temporary_demo else self.command_root()
+        if not prefix:
+            return text
+        return text.replace("`vgpu-tui ", f"`vgpu-tui {prefix} ")
+
     def on_this_system(self, command: str) -> str:
         """A `vgpu-tui ...` command (from a probe) with command_root() put in front."""
         prefix = self.command_root()

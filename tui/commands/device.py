@@ -89,8 +89,9 @@ def render(facts: device.DeviceFacts, show_all: bool = False) -> List[str]:
         access = {True: paint("yes", "green"), False: paint("NO", "red"), None: "?"}[n.service_user_access]
         rows.append([n.path, kind, f"{_dash(n.major)}:{_dash(n.minor)}", _dash(n.mode),
                      f"{_dash(n.owner)}:{_dash(n.group)}", access])
-    out += ["  " + line for line in table(rows, ["node", "type", "maj:min", "mode", "owner", f"{u.name} may open"])]
-    if not facts.nodes:
+    if rows:
+        out += ["  " + line for line in table(rows, ["node", "type", "maj:min", "mode", "owner", f"{u.name} may open"])]
+    else:
         out.append("  no /dev/nvidia* nodes")
     out.append("")
     c = facts.cpu

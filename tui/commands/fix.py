@@ -83,12 +83,18 @@ def run(args, ctx) -> int:
             print(paint("(dry run: nothing changed)", "dim"))
         return 0
     change = fixes.apply(ctx.host, plan, readonly=readonly)
+    point = getattr(ctx, "point_text", lambda text: text)
     if args.json:
         emit_json({"applied": True, "change": change, "plan": plan})
     else:
         sys.stdout.write(plan.preview)
         print(paint(f"{change.id}: {change.summary}", "green"))
         for note in plan.notes:
-            print("note: " + note)
-        print(f"undo with: vgpu-tui undo {change.id}")
+            print("note: " + point(note))
+        if getattr(ctx, "temporary_demo", False):
+            print("note: this demo VM was temporary and is removed now, with this change; "
+                  "keep one with --demo-dir DIR to relaunch and undo")
+        else:
+            # under --root/--demo-dir a bare `vgpu-tui undo` would act on THIS machine's journal
+            print(point(f"undo with: `vgpu-tui undo {change.id}`").replace("`", ""))
     return 0

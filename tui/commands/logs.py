@@ -7,6 +7,7 @@ live host (probes.logsource chooses).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import stat
 import sys
@@ -37,6 +38,28 @@ def run(args, ctx) -> int:
     return 1 if report.errors else 0
 
 
+JSON_SNIFF_LIMIT = 16 << 20
+
+
+def _json_document(path: str) -> bool:
+    """A whole-file JSON document (not journald's one-entry-per-line export): its text would
+    otherwise be read as log lines and its quoted words taken for Ollama's messages."""
+    try:
+        if os.path.getsize(path) > JSON_SNIFF_LIMIT:
+            return False
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return False
+    if data.lstrip()[:1] not in (b"{", b"["):
+        return False
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return False
+    return not (isinstance(doc, dict) and "MESSAGE" in doc)
+
+
 def point_fixes(report: LogReport, ctx) -> LogReport:
     """Fix commands that act on the system inspected (--root/--demo), as `report` prints them."""
     point = getattr(ctx, "on_this_system", None)
@@ -64,6 +87,9 @@ def _read(args, ctx) -> LogReport:
             mode = 0
         if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):  # /dev/zero would be read forever
             raise ToolError(f"{path}: a device, not a log file (a pipe or `-` for stdin is fine)")
+        if _json_document(path):
+            raise ToolError(f"{path}: a JSON document, not an Ollama log "
+                            "(journald's export, `journalctl -u ollama -o json`, is read)")
         try:
             return parse_file(path)
         except FileNotFoundError:

@@ -143,8 +143,11 @@ def verdict_lines(tree: ResolveNode, env: Dict[str, str], ctx) -> List[str]:
     missing = _missing(tree)
     llp = env.get("LD_LIBRARY_PATH")
     where = f"LD_LIBRARY_PATH={llp}" if llp else "no LD_LIBRARY_PATH"
-    if not missing:
-        out = [paint(f"all {len(direct)} dependencies resolve ({where})", "green")]
+    if not direct:
+        out = [paint("no dependencies (no DT_NEEDED)", "green")]
+    elif not missing:
+        out = [paint(f"its dependency resolves ({where})" if len(direct) == 1 else
+                     f"all {len(direct)} dependencies resolve ({where})", "green")]
     else:
         out = [paint(f"{len(missing)} of {len(direct)} dependencies cannot be loaded ({where}): "
                      + ", ".join(missing), "red")]
@@ -167,4 +170,5 @@ def hint_lines(tree: ResolveNode, env: Dict[str, str], ctx) -> List[str]:
     root = ctx.command_root() if hasattr(ctx, "command_root") else ""
     cmd = " ".join(x for x in ("vgpu-tui", root, "resolve", path, f"--env LD_LIBRARY_PATH={value}") if x)
     return ["", paint("note: Ollama's runner loads this library with LD_LIBRARY_PATH set to its folders; "
-                      f"what the runner sees: {cmd}  (or `vgpu-tui tree`)", "yellow")]
+                      f"what the runner sees: {cmd}  (or `{' '.join(x for x in ('vgpu-tui', root, 'tree') if x)}`)",
+                      "yellow")]

@@ -88,7 +88,7 @@ def _line(n: TreeNode, verdict: Optional[str]) -> str:
             bits.append(paint("(loop)", "red"))
         elif n.link_status != "ok":
             bits.append(paint(f"({n.link_status})", "red"))
-        elif n.resolves_to and n.leaves_tree:
+        elif n.resolves_to and n.leaves_tree and n.resolves_to != n.link_target:  # not said twice
             bits.append(paint(f"[{n.resolves_to}]", "dim"))
         if n.leaves_root:
             bits.append(paint("(climbs above the root)", "yellow"))
@@ -144,7 +144,8 @@ def run(args, ctx) -> int:
         if not host.exists(libdir) and not host.islink(libdir):
             raise ToolError(f"{libdir}: no such folder")
         if not host.isdir(libdir):
-            raise ToolError(f"{libdir}: not a folder (for one library: vgpu-tui resolve {libdir})")
+            raise ToolError(f"{libdir}: not a folder (for one library: "
+                            f"{ctx.on_this_system(f'vgpu-tui resolve {libdir}')})")
         env = environment(args, ctx)
     else:
         libdir, install, backends = _ollama_context(ctx)

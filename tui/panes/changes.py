@@ -10,7 +10,7 @@ from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.panes.base import Pane
+from tui.panes.base import DeferredFocusStyle, Pane
 
 
 def change_prompt(c: dict) -> Text:
@@ -24,7 +24,7 @@ def change_prompt(c: dict) -> Text:
     return t
 
 
-class ChangeList(OptionList):
+class ChangeList(DeferredFocusStyle, OptionList):
     BINDINGS = [Binding("u", "pane_undo", "Undo")]
 
     def action_pane_undo(self) -> None:

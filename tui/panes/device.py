@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from tui.panes.base import Pane
+from tui.panes.base import DeferredFocusStyle, Pane
 from tui.panes.data import Snapshot
 
 OK, BAD, WARN = "✓", "✗", "!"
@@ -101,6 +101,10 @@ def render_probe(probe: Optional[dict], pending: bool = False) -> Text:
     return out
 
 
+class DeviceScroll(DeferredFocusStyle, VerticalScroll):
+    """The device pane's scrolling body (takes the focus)."""
+
+
 class DevicePane(Pane):
     PANE_ID = "device"
     TITLE = "Device"
@@ -110,7 +114,7 @@ class DevicePane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="pane-status")
-        with VerticalScroll(id="device-scroll"):
+        with DeviceScroll(id="device-scroll"):
             yield Static(Text("scanning…", style="italic"), id="device-body")
 
     def on_mount(self) -> None:

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.panes.base import Pane
+from tui.panes.base import DeferredFocusStyle, Pane
 from tui.panes.data import Snapshot, errors_first
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "cyan"}
@@ -73,10 +73,14 @@ def finding_detail(f: Optional[dict], readonly: bool = False) -> Text:
     return out
 
 
-class FindingList(OptionList):
+class FindingList(DeferredFocusStyle, OptionList):
     BINDINGS = [
         Binding("x", "pane_fix", "Fix…"),
+        Binding("d", "pane_compare", "Compare with…"),
     ]
+
+    def action_pane_compare(self) -> None:
+        self.post_message(FindingsPane.CompareRequested())
 
     def action_pane_fix(self) -> None:
         pane = self.query_ancestor(FindingsPane)
@@ -99,7 +103,8 @@ class FindingsPane(Pane):
     TITLE = "Findings"
     SHORT = "Findings"
     NUMBER = 5
-    HELP = "What is wrong, with evidence. x: preview the fix and apply it; r: relaunch Ollama and watch."
+    HELP = ("What is wrong, with evidence. x: preview the fix and apply it; r: relaunch Ollama and watch; "
+            "d: compare with a saved known-good snapshot (palette: Save snapshot…).")
 
     DEFAULT_CSS = """
     FindingsPane FindingList { height: auto; max-height: 45%; border: none; }
@@ -110,6 +115,9 @@ class FindingsPane(Pane):
         def __init__(self, finding: dict) -> None:
             super().__init__()
             self.finding = finding
+
+    class CompareRequested(Message):
+        """Compare with…: the app lists the saved snapshots."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static, Tree
 
-from tui.panes.base import Pane
+from tui.panes.base import DeferredFocusStyle, Pane
 from tui.panes.data import Snapshot
 from tui.panes import libinfo, traceview
 
@@ -132,7 +132,7 @@ def backend_detail(entry: "Entry", backend: dict) -> Text:
     return out
 
 
-class LibTree(Tree):
+class LibTree(DeferredFocusStyle, Tree):
     """The tree widget; keys beyond Tree's own are shown in the footer."""
 
     BINDINGS = [
@@ -217,9 +217,12 @@ class LibTreePane(Pane):
             self._show_detail(self.selected)
 
     def _trace_status(self) -> None:
+        status = self.status_widget()
+        # one line, cut at the pane's edge (the legend is whole when zoomed; the help has it)
+        status.styles.text_wrap = "nowrap" if self.trace is not None else None
+        status.styles.text_overflow = "ellipsis" if self.trace is not None else None
         if self.trace is None:
             return
-        status = self.status_widget()
         status.display = True
         status.update(traceview.status(self.trace))
 

@@ -23,7 +23,7 @@ from textual.geometry import Size
 from textual.reactive import Reactive
 from textual.widgets import Input, Log, Static
 
-from tui.panes.base import Pane
+from tui.panes.base import DeferredFocusStyle, Pane
 from tui.panes.logmodel import LogModel, wrap_lines
 from tui.panes.signatures import SignatureHighlighter
 
@@ -32,7 +32,7 @@ FLUSH_S = 0.05  # batch window for the async source
 MAX_PENDING = 50_000  # lines waiting for the next flush (a burst beyond this drops the oldest)
 
 
-class LogView(Log):
+class LogView(DeferredFocusStyle, Log):
     """Textual's Log with the pane's keys (shown in the footer while it has the focus)."""
 
     BINDINGS = [

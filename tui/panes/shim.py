@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
-from tui.panes.base import Pane
+from tui.panes.base import DeferredFocusStyle, Pane
 from tui.panes.data import Snapshot
 
 TIERS = ("fatal", "conditional", "degrading", "informational")
@@ -113,7 +113,7 @@ def compile_filter(text: str) -> Optional[re.Pattern]:
         return re.compile(re.escape(text), re.IGNORECASE)
 
 
-class ShimTable(DataTable):
+class ShimTable(DeferredFocusStyle, DataTable):
     BINDINGS = [
         Binding("slash", "pane_filter", "Filter"),
         Binding("m", "pane_mode", "Mode"),

@@ -43,6 +43,11 @@ class Overlay:
         return f"trace {self.when}" + (f" · {SIMULATED}" if self.simulated else "")
 
 
+def now() -> str:
+    """The overlay's time stamp (the screenshot script fixes it)."""
+    return time.strftime("%H:%M:%S")
+
+
 def build(report, host) -> Overlay:
     """The overlay of a probes.trace.TraceReport (symlinks followed inside the inspected root)."""
     from probes import trace as T
@@ -77,7 +82,7 @@ def build(report, host) -> Overlay:
             never[m.group("folder").rstrip("/")] = m.group("why")
     for key, value in failed.items():  # a failure reached by two names is listed once
         failed[key] = list({id(f): (label, f) for label, f in value}.values())
-    return Overlay(simulated, time.strftime("%H:%M:%S"), how, labels, opened, reached, failed, failed_all,
+    return Overlay(simulated, now(), how, labels, opened, reached, failed, failed_all,
                    searched, never, list(report.notes), T.format_report(report))
 
 
@@ -190,8 +195,7 @@ def status(ov: Overlay) -> Text:
     if ov.simulated:
         t.append(f" {SIMULATED} ", style="bold white on magenta")
         t.append(" ")
-    opened = len({p for p in ov.opened})
-    t.append(f"trace {ov.when}: {len(ov.processes)} process(es), {opened} librar{'ies' if opened != 1 else 'y'} "
-             f"opened, {len(ov.failed_all)} failed search(es)", style="bold")
-    t.append("  ● opened ◐ as another name · never ✗ failed", style="dim")
+    t.append(f"{len(ov.opened)} opened, {len(ov.failed_all)} failed", style="bold")
+    t.append(f" · {len(ov.processes)} process(es) traced {ov.when}", style="")
+    t.append(" · ● opened ◐ under another name · never ✗ failed", style="dim")
     return t

@@ -17,7 +17,9 @@ INTRO = (
     "vgpu-tui shows why Ollama runs on the CPU although a (virtual) NVIDIA GPU is there. "
     "Read the header's verdict, then the Findings pane: each finding has its evidence and, "
     "where possible, a fix. x previews the exact change, y applies it (journaled), r relaunches "
-    "Ollama and shows the new discovery beside the old one, u undoes a change."
+    "Ollama and shows the new discovery beside the old one, u undoes a change. T relaunches with "
+    "the loader traced and marks on the library tree which process opened each library; d on "
+    "the findings compares this state with a saved known-good snapshot."
 )
 
 

@@ -44,12 +44,16 @@ class Watcher:
     """
 
     def __init__(self, host, state: Callable[[str], None], lines: Callable[[List[str]], None],
-                 cancelled: Callable[[], bool], readonly: bool = False):
+                 cancelled: Callable[[], bool], readonly: bool = False, trace: bool = False,
+                 install=None):
         self.host = host
         self.state = state
         self.lines = lines
         self.cancelled = cancelled
         self.readonly = readonly
+        self.trace = trace
+        self.install = install
+        self.trace_report = None  # probes.trace.TraceReport of a traced relaunch
 
     def run(self) -> Tuple[Optional[dict], dict]:
         """(the new log's report in the contract's `logs` shape, the relaunch result)."""
@@ -59,7 +63,23 @@ class Watcher:
         batch: List[str] = []
         last = time.monotonic()
         result = None
-        for ev in launcher.iter_relaunch(self.host, watch_seconds=WATCH_S, readonly=self.readonly):
+        events = launcher.iter_relaunch(self.host, self.install, watch_seconds=WATCH_S, trace=self.trace,
+                                        readonly=self.readonly)
+        try:
+            result = self._follow(events, batch, last)
+        finally:
+            # closing the generator now (not when collected) stops the follower and, for a
+            # traced start, takes the tracing out of the service even when the user left early
+            events.close()
+        if result is None:
+            raise ToolError("the relaunch gave no result")
+        self.trace_report = getattr(result, "trace", None)
+        after = getattr(result, "after", None)
+        return (to_plain(after) if after is not None else None), to_plain(result)
+
+    def _follow(self, events, batch: List[str], last: float):
+        result = None
+        for ev in events:
             if ev.kind == "line":
                 batch.append(ev.text)
             elif ev.kind == "status":
@@ -74,10 +94,7 @@ class Watcher:
                 break
         if batch:
             self.lines(batch)
-        if result is None:
-            raise ToolError("the relaunch gave no result")
-        after = getattr(result, "after", None)
-        return (to_plain(after) if after is not None else None), to_plain(result)
+        return result
 
 
 class RelaunchScreen(ModalScreen[Optional[dict]]):
@@ -92,10 +109,14 @@ class RelaunchScreen(ModalScreen[Optional[dict]]):
     RelaunchScreen Log { height: 1fr; border-top: solid $panel-lighten-2; }
     """
 
-    def __init__(self, host, before: Optional[dict], readonly: bool = False) -> None:
+    def __init__(self, host, before: Optional[dict], readonly: bool = False, trace: bool = False,
+                 install=None) -> None:
         super().__init__()
         self.host = host
         self.readonly = readonly
+        self.trace = trace
+        self.install = install
+        self.trace_report = None  # probes.trace.TraceReport, after a traced relaunch
         self.result: dict = {}
         self.before = before
         self.after: Optional[dict] = None
@@ -103,7 +124,9 @@ class RelaunchScreen(ModalScreen[Optional[dict]]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text("Relaunch and watch discovery", style="bold"), id="watch-title")
+            title = ("Traced relaunch: which libraries each process opens (loader tracing for one start)"
+                     if self.trace else "Relaunch and watch discovery")
+            yield Static(Text(title, style="bold"), id="watch-title")
             yield Static(Text("starting…", style="italic"), id="watch-state")
             yield CompareView()
             log = Log(max_lines=5000, highlight=True, id="watch-log")
@@ -126,7 +149,8 @@ class RelaunchScreen(ModalScreen[Optional[dict]]):
         worker = get_current_worker()
         call = self.app.call_from_thread
         watcher = Watcher(self.host, lambda s: call(self.set_state, s), lambda ls: call(self.add_lines, ls),
-                          lambda: worker.is_cancelled, readonly=self.readonly)
+                          lambda: worker.is_cancelled, readonly=self.readonly, trace=self.trace,
+                          install=self.install)
         try:
             after, result = watcher.run()
             error = ""
@@ -136,6 +160,7 @@ class RelaunchScreen(ModalScreen[Optional[dict]]):
             after, result, error = None, {}, f"{type(exc).__name__}: {exc}"
         if worker.is_cancelled:
             return
+        self.trace_report = watcher.trace_report
         call(self._finished, after, result, error)
 
     def _finished(self, after: Optional[dict], result: dict, error: str) -> None:
@@ -151,6 +176,17 @@ class RelaunchScreen(ModalScreen[Optional[dict]]):
         if error:
             note = (note + "\n" if note else "") + error
         self.query_one(CompareView).show(self.before, after, note)
+        if self.trace_report is not None:
+            from probes import trace as T
+
+            log = self.query_one("#watch-log", Log)
+            log.write_lines(["", "──── trace " + "─" * 60] + T.format_report(self.trace_report))
+            log.scroll_end(animate=False)
+            what = ("the SIMULATED trace (the sandbox's discovery model, no loader ran)"
+                    if getattr(self.trace_report, "method", "") == "simulator" else "the loader's trace")
+            self.set_state(f"discovery finished; {what} is below and is laid over the library tree "
+                           "(pane 2) — Esc returns", "bold")
+            return
         self.set_state("discovery finished — Esc returns to the main screen (the panes are refreshed)", "bold")
 
     def action_close(self) -> None:
