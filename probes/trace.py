@@ -101,11 +101,13 @@ def labelled(processes: Sequence[ProcessTrace]) -> List[Tuple[str, ProcessTrace]
     counts: Dict[str, int] = {}
     out = []
     for p in processes:
+        # The simulated trace of a sandbox has no real processes: pid 0 is not shown.
+        pid = f" (pid {p.pid})" if p.pid > 0 else ""
         if p.role == "server":
-            out.append((f"server (pid {p.pid})", p))
+            out.append((f"server{pid}", p))
             continue
         counts[p.role] = counts.get(p.role, 0) + 1
-        out.append((f"{p.role} {counts[p.role]} (pid {p.pid})", p))
+        out.append((f"{p.role} {counts[p.role]}{pid}", p))
     return out
 
 
@@ -471,6 +473,7 @@ def simulated_report(host: Host, notes: Sequence[str] = ()) -> TraceReport:
             else:
                 failed.append(FailedLoad(b.path, None, "dynamically loaded by", (), (), err))
         argv = (exe, "runner", "--ollama-engine", "--port", str(40000 + i))
-        procs.append(ProcessTrace(i, exe, argv, "discovery runner", tuple(opened), tuple(failed), tuple(dl),
+        # simulated processes have no pid: -i keeps them distinct and unlabelled
+        procs.append(ProcessTrace(-i, exe, argv, "discovery runner", tuple(opened), tuple(failed), tuple(dl),
                                   library_path=tuple(search)))
     return TraceReport("", "simulator", False, tuple(procs), tuple(notes))

@@ -78,13 +78,27 @@ class PaneTabs(Static):
                 self.app.action_focus_pane(pane_id)
 
 
-def freeze_heap() -> None:
+GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (Python's default: 700)
+
+
+def freeze_heap() -> Optional[tuple]:
     """Move what the app has built so far (widgets, the report, modules: ~100k objects) out of
-    the garbage collector's sight. Every render allocates thousands of short-lived objects, so
-    full collections come every few keys, and each one walked the whole heap: ~60 ms of the UI
-    thread at a random key (the p95 of the key latency). Later objects are still collected."""
+    the garbage collector's sight, and collect the young generation less often. Every frame
+    allocates thousands of short-lived objects, so full collections came every few keys and
+    each walked the whole heap: ~60 ms of the UI thread at a random key (the p95 of the key
+    latency). Objects made later are still collected. Returns the old thresholds for
+    `thaw_heap` (the app undoes it when it ends: the frozen widgets form reference cycles)."""
+    old = gc.get_threshold()
     gc.collect()
     gc.freeze()
+    gc.set_threshold(max(old[0], GC_YOUNG_THRESHOLD), *old[1:])
+    return old
+
+
+def thaw_heap(old: Optional[tuple]) -> None:
+    gc.unfreeze()
+    if old:
+        gc.set_threshold(*old)
 
 
 class MainScreen(Screen):
@@ -140,6 +154,7 @@ class VgpuApp(App):
         self.timings: Dict[str, float] = {"start": time.perf_counter()}
         self._owns_ctx = ctx is None
         self._heap_frozen = False
+        self._gc_thresholds: Optional[tuple] = None
         theme = os.environ.get("VGPU_TUI_THEME") or DEFAULT_THEME
         if theme in self.available_themes:
             self.theme = theme
@@ -302,7 +317,7 @@ class VgpuApp(App):
             self.timings.setdefault("complete", time.perf_counter())
             if not self._heap_frozen:
                 self._heap_frozen = True
-                self.set_timer(0.3, freeze_heap)
+                self.set_timer(0.3, self._freeze_heap)
 
     async def settled(self, timeout: float = 20.0) -> bool:
         """Wait until the panes are filled and no worker runs but the log's follower (tests, bench)."""
@@ -604,8 +619,15 @@ class VgpuApp(App):
         self.action_focus_pane(cls.PANE_ID)
         getattr(self.query_one(cls), name)()
 
+    def _freeze_heap(self) -> None:
+        if self.is_running:
+            self._gc_thresholds = freeze_heap()
+
     # -- shutdown -----------------------------------------------------------------------
     def on_unmount(self) -> None:
+        if self._gc_thresholds is not None:
+            thaw_heap(self._gc_thresholds)
+            self._gc_thresholds = None
         if self._owns_ctx and self.ctx is not None:
             self.ctx.__exit__(None, None, None)
 
