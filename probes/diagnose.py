@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from probes.facts import Finding, Fix
@@ -351,6 +352,16 @@ def _explain_missing_driver(f: Facts, soname: str, load: Any) -> List[Finding]:
             f"Ollama's runner is a 64-bit x86-64 process; the loader passes over a library of another class "
             f"or machine; {what}.",
             (f"{bad}: wrong ELF class or machine",) + tried, fix)]
+    denied = _denied_path(str(g(load, "error", "") or ""))
+    if denied and "Permission denied" in str(g(load, "error", "")):
+        return [Finding(
+            f"{soname.split('.')[0]}-unreadable", "driver-lib-not-found", "error",
+            f"{soname} is found, but the user Ollama runs as cannot open it ({denied})",
+            f"The runner runs as the service user; the loader's open fails with EACCES; {what}. "
+            "A link elsewhere does not help: the file itself must be reachable.",
+            tried,
+            fix_manual(f, f"chmod a+rx {denied}" if not denied.endswith((".so", ".1")) else f"chmod a+r {denied}",
+                       "then: vgpu-tui relaunch"))]
     stale = _stale_cache_dir(f, soname)
     if stale:
         return [Finding(
@@ -585,6 +596,30 @@ def rule_lib_dir_link(f: Facts) -> List[Finding]:
     )]
 
 
+def rule_lib_dir_is_exe_dir(f: Facts) -> List[Finding]:
+    """No <binary>/../lib/ollama: Ollama falls back to the binary's own folder, globs its
+    subfolders, but the runner skips each one (its path holds no lib/ollama, ggml.go OnceLoad)."""
+    real = g(f.install, "real_binary") if f.install is not None else None
+    if not real or f.scan is None or cuda_loads(f.scan):
+        return []
+    exe_dir = posixpath.dirname(str(real))
+    own = posixpath.normpath(posixpath.join(exe_dir, "..", "lib", "ollama"))
+    skipped = [b for b in backends(f.scan) if is_cuda_backend(b) and "not part of ollama" in str(g(b, "reason", ""))]
+    if lib_dir(f) != exe_dir or not skipped or f.host.lstat(own) is not None:
+        return []
+    return [Finding(
+        "lib-dir-is-binary-folder", "lib-dir-not-found", "error",
+        f"{own} does not exist, so Ollama uses the binary's folder {exe_dir}, and its runner skips "
+        f"{g(skipped[0], 'dir')}",
+        "LibOllamaPath falls back to the binary's folder when <binary>/../lib/ollama is missing; discovery "
+        "then probes its subfolders, but the runner loads backends only from paths that contain lib/ollama "
+        "(or equal the binary's folder), so the CUDA folder is skipped without a word at INFO.",
+        (f"binary: {real}", f"LibOllamaPath: {exe_dir} ({own} missing)", f"{g(skipped[0], 'dir')}: {g(skipped[0], 'reason')}"),
+        fix_symlink(f, own, exe_dir) if f.host.isdir(posixpath.dirname(own)) else fix_manual(
+            f, f"mkdir -p {posixpath.dirname(own)} && ln -s {exe_dir} {own}", "then: vgpu-tui relaunch"),
+    )]
+
+
 def rule_no_ollama(f: Facts) -> List[Finding]:
     """No Ollama binary was found at all: nothing else about Ollama can be judged."""
     if f.install is None or g(f.install, "binary"):
@@ -607,7 +642,8 @@ def rule_scanner(f: Facts) -> List[Finding]:
 # explains (first match wins).
 REASON_CATEGORIES = (
     (("OLLAMA_LLM_LIBRARY",), "wrong-library-override"),
-    (("libcuda", "driver", "cu"), "driver-lib-not-found"),
+    # driver words only: "cu" alone matched every path with cuda_v12 in it
+    (("libcuda.so", "libnvidia-ml", "is not exported by", "driver"), "driver-lib-not-found"),
     (("glob", "exact name", "levels", "never chosen", "not used"), "backend-lib-not-scanned"),
     ((), "backend-lib-missing"),
 )
@@ -783,13 +819,44 @@ def rule_backend_folder(f: Facts) -> List[Finding]:
             out.append(_missing_dep(f, b, folder, missing))
         elif g(g(b, "dlopen"), "error") and not _missing_needed(b) and not _missing_symbols(b):
             load = g(b, "dlopen")
+            denied = _denied_path(str(g(load, "error")))
             out.append(Finding(
                 "ggml-cuda-unloadable", "backend-lib-missing", "error",
                 f"{path} cannot be loaded: {g(load, 'error')}",
                 "ggml's loader discards the dlopen error; the folder is probed but no CUDA backend registers.",
                 (f"dlopen: {g(load, 'error')}", str(g(b, "reason", ""))),
-                fix_manual(f, _reextract(f), "then: vgpu-tui relaunch"),
+                fix_manual(f, f"chmod a+r {denied}" if denied and denied.endswith(".so") else
+                           f"chmod a+rx {denied}" if denied else _reextract(f), "then: vgpu-tui relaunch"),
             ))
+    return out
+
+
+def _denied_path(text: str) -> Optional[str]:
+    """The path the scanner names as not readable/searchable by the service user."""
+    m = re.search(r"\((/[^():]+): mode \d{4}", text)
+    return m.group(1) if m else None
+
+
+def rule_backend_unreadable(f: Facts) -> List[Finding]:
+    """A CUDA backend folder the service user cannot open: Go's glob skips it without a word."""
+    if f.scan is None or cuda_loads(f.scan):
+        return []
+    out = []
+    for b in backends(f.scan):
+        reason = str(g(b, "reason", ""))
+        if g(b, "probed", False) or "cannot open this folder" not in reason:
+            continue
+        folder = str(g(b, "dir", ""))
+        blocked = _denied_path(reason) or folder
+        out.append(Finding(
+            "backend-folder-unreadable", "backend-lib-missing", "error",
+            f"{folder} cannot be opened by the user Ollama runs as: its CUDA backend is never found",
+            "The server globs lib/ollama/*/*ggml-* as the service user; a folder it cannot list is "
+            "skipped silently, so no runner probes it and discovery ends on the CPU.",
+            (reason,),
+            fix_manual(f, f"chmod a+rx {blocked}" + (f" (and a+r on the files in {folder})" if blocked == folder else ""),
+                       "then: vgpu-tui relaunch"),
+        ))
     return out
 
 
@@ -928,9 +995,12 @@ def rule_visible_devices(f: Facts) -> List[Finding]:
         items = [x.strip() for x in value.split(",") if x.strip()]
         numeric = items and all(x.lstrip("-").isdigit() for x in items)
         past_end = bool(numeric and gpus and all(int(x) >= len(gpus) for x in items))
-        if value.lower() in HIDING_VALUES or (numeric and int(items[0]) < 0) or past_end:
+        stops = _cuda_visible_stops(value, len(gpus), _gpu_uuids(f)) if name == "CUDA_VISIBLE_DEVICES" else None
+        if value.lower() in HIDING_VALUES or (numeric and int(items[0]) < 0) or past_end or stops:
             why = (f"only index(es) {value}, but the system has {len(gpus)} GPU(s) (index 0"
-                   f"{'-' + str(len(gpus) - 1) if len(gpus) > 1 else ''})" if past_end else "hides every device")
+                   f"{'-' + str(len(gpus) - 1) if len(gpus) > 1 else ''})" if past_end else
+                   f"starts with {stops!r}, which names no GPU of this system; CUDA reads the list in order "
+                   "and stops at the first entry that names no device" if stops else "hides every device")
             out.append(Finding(
                 "visible-devices-hidden", "visible-devices-env", "error",
                 f"{name}={value!r} in the service environment hides every GPU",
@@ -939,6 +1009,28 @@ def rule_visible_devices(f: Facts) -> List[Finding]:
                 fix_unset(f, name),
             ))
     return out
+
+
+def _gpu_uuids(f: Facts) -> List[str]:
+    """GPU-<uuid> of each GPU the driver lists (/proc/driver/nvidia/gpus/*/information)."""
+    return [str(g(x, "uuid")) for x in _items(g(f.device, "driver"), "gpus") if g(x, "uuid")]
+
+
+def _cuda_visible_stops(value: str, n_gpus: int, uuids: Sequence[str]) -> Optional[str]:
+    """The first entry of CUDA_VISIBLE_DEVICES when it names no device, so none stays visible
+    (the driver parses the list in order and stops at the first invalid entry); else None.
+    Only decided from what is known: an index needs the GPU count, a GPU- UUID the driver's UUIDs."""
+    first = value.split(",")[0].strip()
+    if not first:
+        return None  # empty: HIDING_VALUES says so
+    if first.lstrip("-").isdigit():
+        return first if int(first) < 0 or (n_gpus and int(first) >= n_gpus) else None
+    if first.upper().startswith("GPU-"):
+        known = [u.lower() for u in uuids]
+        return first if known and not any(u.startswith(first.lower()) for u in known) else None
+    if first.upper().startswith("MIG-"):
+        return None
+    return first
 
 
 def rule_preload(f: Facts) -> List[Finding]:
@@ -1087,7 +1179,7 @@ def _probe_findings(f: Facts) -> List[Finding]:
 RULES: Tuple[Callable[[Facts], List[Finding]], ...] = (
     rule_driver_too_old, rule_device_reports,
     rule_driver_lib_not_found, rule_ldcache, rule_shim_exports, rule_shim, rule_nvml,
-    rule_no_ollama, rule_lib_dir, rule_lib_dir_link, rule_install, rule_no_cuda_backend, rule_backend_placement, rule_backend_folder, rule_loads_twice,
+    rule_no_ollama, rule_lib_dir, rule_lib_dir_link, rule_lib_dir_is_exe_dir, rule_install, rule_no_cuda_backend, rule_backend_placement, rule_backend_folder, rule_backend_unreadable, rule_loads_twice,
     rule_llm_library, rule_library_path, rule_visible_devices, rule_preload, rule_env_not_applied,
     rule_scanner,  # the scanner's own findings last: a rule's twin (with its evidence) is kept
 )

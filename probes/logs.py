@@ -44,12 +44,14 @@ _PREFIXES = (
     re.compile(r"^[\w][\w.-]{0,62}\s*\| ?"),
 )
 # Structured lines that need no prefix stripping start like one of these.
-_BARE_STARTS = ("time=", "[GIN]", "load_backend", "ggml_", "llama_", "llm_", "  ", "\t")
+_BARE_STARTS = ("time=", "level=", "[GIN]", "load_backend", "ggml_", "llama_", "llm_", "  ", "\t")
 _TRAILING_JOURNAL = re.compile(r"\s*[^\W\d_]{3,5}\.? [ \d]?\d \d\d:\d\d:\d\d \S+ [^\s\[:]+(?:\[\d+\])?:\s*$")
 _RUN_TOGETHER = re.compile(r"(?<=.)(?=time=\d{4}-\d\d-\d\dT)")
 _CONTINUATION = re.compile(r"^[ \t]+(?:\"[^\"]*\"|[\w.\-]+)=")
 
-_SLOG = re.compile(r'^time=\S+ level=(?P<level>[\w+-]+)(?: source=\S*)? msg=(?P<msg>"(?:[^"\\]|\\.)*"|\S*) ?(?P<rest>.*)$')
+# (time= may be missing where a person cut it when pasting; a msg whose closing quote was lost
+# runs to the end of the line)
+_SLOG = re.compile(r'^(?:time=\S+ )?level=(?P<level>[\w+-]+)(?: source=\S*)? msg=(?P<msg>"(?:[^"\\]|\\.)*(?:"|$)|\S*) ?(?P<rest>.*)$')
 _GOLOG = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d(?:\.\d+)? (?:[\w.\-]+\.go:\d+: )?(?:(?P<level>INFO|WARN|WARNING|ERROR|DEBUG) )?(?P<body>.*)$")
 _LLAMA_JSON_MSG = re.compile(r'"(?:message|msg)"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _LLAMA_JSON_LEVEL = re.compile(r'"level"\s*:\s*"(\w+)"')
@@ -64,6 +66,10 @@ _MEMO_LIMIT = 20000
 def _unquote(s: str) -> str:
     if len(s) >= 2 and s[0] == '"' and s[-1] == '"':
         s = s[1:-1]
+        if "\\" in s:
+            s = s.replace('\\"', '"').replace("\\\\", "\\")
+    elif s[:1] == '"' and '"' not in s[1:]:  # the closing quote was lost in a paste
+        s = s[1:]
         if "\\" in s:
             s = s.replace('\\"', '"').replace("\\\\", "\\")
     return s
@@ -192,7 +198,7 @@ def classify(line: str) -> Optional[str]:
 
 def _parse_piece(text: str, memo: Dict[str, Any]) -> Optional[Tuple[str, Optional[str], Dict[str, Any]]]:
     """(kind, level, fields) of one logical line, or None when it means nothing to discovery."""
-    if text.startswith("time="):
+    if text.startswith(("time=", "level=")):
         m = _SLOG.match(text)
         if m is None:
             return None
@@ -397,7 +403,7 @@ class LogParser:
         n = self.lines
         if not line.strip():
             return self.flush()
-        if not self._docker and not line.startswith(("time=", "[GIN]")) and (
+        if not self._docker and not line.startswith(("time=", "level=", "[GIN]")) and (
                 "| " in line[:72] or line.startswith("[pod/")):
             self._docker = bool(re.match(r"^(?:[\w][\w.-]{0,62}\s*\| |\[pod/)", line))
         out: List[Event] = []
@@ -407,7 +413,7 @@ class LogParser:
                 continue
             out.extend(self.flush())
             self.tail.append((n, piece))
-            if piece.startswith("time=") or piece[:1].isdigit():
+            if piece.startswith(("time=", "level=")) or piece[:1].isdigit():
                 self._pending = (n, piece)
             else:
                 self._emit(n, piece, out)
@@ -662,9 +668,10 @@ class _Ctx:
                 self.library = self.runner[0]
         self.gpu_evidence_line = max([d.line for d in self.devices] +
                                      [e.line for e in s.all("cuda-init", "gpus-detected", "offloaded")] + [0])
+        # what ended GPU use after the last sign of it: a crash, or the runner's own CUDA init failing
         self.crash = [e for e in s.all("runner-crash", "cuda-error", "ggml-assert", "panic",
-                                       "backend-device-init-failed", "out-of-memory")
-                      if e.line >= self.gpu_evidence_line]
+                                       "backend-device-init-failed", "out-of-memory", "cuda-init-failed")
+                      if e.line >= self.gpu_evidence_line and not _runner_came_up_after(s, e)]
         if self.library == "cpu" and self.gpu_count is None and not self.found:
             self.gpu_count = 0
         # a model runner whose loaded backends have no CUDA group runs on the CPU (v0.6–v0.29)
@@ -682,11 +689,11 @@ class _Ctx:
             return False
         if self.runner is not None and self.runner[0] == "cpu":
             return False
-        if self.found and self.runners_without_gpu():
+        if self.found is not False and self.runners_without_gpu():
             return False
         if self.offload_layers == 0 or self.runner_without_cuda:
             return False
-        if self.crash and (self.found or self.library not in (None, "cpu")):
+        if self.crash:
             return False
         if self.found or (self.offload_layers or 0) > 0 or (self.runner and self.runner[0] != "cpu"):
             return True
@@ -916,6 +923,23 @@ def _r_driver_lib_missing(c: _Ctx) -> Optional[_Hit]:
     return None
 
 
+# CUDA errors that mean CUDA could not be initialised at all (cuda.h / cuda_runtime_api.h codes
+# 3, 35, 46, 100, 802, 803, 999 and their texts), as opposed to a failure while computing.
+_INIT_ERROR = re.compile(r"CUDA error:? (?:3|35|46|100|802|803|999)\b|initialization error|no CUDA-capable device"
+                         r"|driver version is insufficient|unsupported display driver|system not yet initialized"
+                         r"|busy or unavailable")
+
+# Printed when the model runner is up and working: a "llm server error" status polled before
+# it (the server asks before the runner listens) was not a crash.
+_RUNNER_UP_KINDS = ("ggml-system", "model-loaded", "backend-loaded", "cuda-init", "cuda-device", "offloaded")
+
+
+def _runner_came_up_after(s: "_Session", ev: Event) -> bool:
+    if ev.kind != "runner-crash" or "llm server error" not in ev.text or "terminated" in ev.text:
+        return False
+    return any(e.line > ev.line for e in s.all(*_RUNNER_UP_KINDS))
+
+
 def _codes(events: Iterable[Event]) -> List[int]:
     out = []
     for e in events:
@@ -926,10 +950,18 @@ def _codes(events: Iterable[Event]) -> List[int]:
 
 def _r_cuda_init(c: _Ctx) -> Optional[_Hit]:
     s = c.s
-    kinds = ("cuda-error-code", "driver-mismatch", "no-nvidia-devices", "cuda-unknown-error",
-             "gpu-memory-error", "cuda-init-failed", "backend-device-init-failed")
-    evs = s.all(*kinds)
-    evs += [e for e in s.all("driver-lib-error") if re.search(r"init failure|failed to get device|device count", e.text)]
+    if c.found:
+        # discovery ended with a GPU: a candidate library or another device failing is not why the
+        # GPU went unused; only the runner's own CUDA initialisation failing afterwards is
+        evs = [e for e in s.all("cuda-init-failed", "backend-device-init-failed", "cuda-error")
+               if e.line > c.gpu_evidence_line and (e.kind != "cuda-error" or _INIT_ERROR.search(e.text))]
+    else:
+        kinds = ("cuda-error-code", "driver-mismatch", "no-nvidia-devices", "cuda-unknown-error",
+                 "gpu-memory-error", "cuda-init-failed", "backend-device-init-failed")
+        evs = s.all(*kinds)
+        evs += [e for e in s.all("driver-lib-error") if re.search(r"init failure|failed to get device|device count", e.text)]
+        # a CUDA error raised while the runner initialises CUDA (old eras print no discovery lines)
+        evs += [e for e in s.all("cuda-error") if _INIT_ERROR.search(e.text)]
     zero = [e for e in s.all("cuda-init") if e.get("count") == "0"]
     evs += zero
     if c.found is False and s.has("backend-loaded") and not evs:
@@ -1002,8 +1034,9 @@ def _r_crash(c: _Ctx) -> Optional[_Hit]:
     evs = [e for e in s.all("discovery-failure") if not re.search(r"timeout|deadline|timed out", e.text)]
     evs += [e for e in s.all("runner-exited") if e.get("code") not in (None, "0")] if not c.found else []
     if c.found or c.library not in (None, "cpu"):
-        evs += [e for e in c.crash if e.kind != "out-of-memory" and "out of memory" not in e.text
-                and "no kernel image" not in e.text]
+        evs += [e for e in c.crash if e.kind not in ("out-of-memory", "cuda-init-failed")
+                and "out of memory" not in e.text and "no kernel image" not in e.text
+                and not _INIT_ERROR.search(e.text)]
     if not evs:
         return None
     return ("log-runner-crash", "runner-crash", "the runner process crashed",
@@ -1037,9 +1070,9 @@ def _r_driver_missing(c: _Ctx) -> Optional[_Hit]:
 def _r_backend_missing(c: _Ctx) -> Optional[_Hit]:
     s = c.s
     rl = c.runners_without_gpu()
-    if rl is not None and (c.found or c.library in sig.GPU_LIBRARIES):
+    if rl is not None and c.found is not False:
         return ("log-no-gpu-runner", "backend-lib-missing", "this install carries no GPU runner",
-                "Discovery found a GPU, but the runner list has only CPU runners, so inference runs on the CPU.",
+                "The runner list has only CPU runners, so inference runs on the CPU whatever discovery finds.",
                 [rl] + [d for d in s.all("inference-compute") if d.line in {x.line for x in c.devices}][:2],
                 _manual("reinstall Ollama with its GPU libraries"))
     if c.runner_without_cuda:

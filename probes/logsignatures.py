@@ -204,8 +204,8 @@ SIGNATURES: Tuple[Tuple[str, str], ...] = (
     ("backend-load-failed", r"load_backend: failed to (?:load|find) (?P<path>[^\s:]+)(?::\s*(?P<error>.*))?"
                             r"|ggml_backend_load_best: failed to load (?P<path2>\S+)"),
     ("backend-search-missing", r"ggml_backend_load_best: search path (?P<path>\S+) does not exist"),
-    ("cuda-init-failed", r"ggml_cuda_init: failed to initialize CUDA: (?P<error>.*)"
-                         r"|ggml_init_cublas: failed to initialize CUDA: (?P<error2>.*)"
+    # (the function name is matched loosely: pasted quotes lose characters, "gml_cuda_init")
+    ("cuda-init-failed", r"_(?:cuda_init|init_cublas): failed to initialize CUDA: (?P<error>.*)"
                          r"|no CUDA-capable device is detected"),
     ("cuda-init", r"(?:ggml_cuda_init|ggml_init_cublas): found (?P<count>\d+) (?P<backend>CUDA|ROCm|MUSA) devices"),
     ("cuda-device", r"^\s*Device (?P<index>\d+): (?P<name>.+?), compute capability (?P<compute>\d+\.\d+)"

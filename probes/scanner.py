@@ -190,14 +190,44 @@ def _join(*parts: str) -> str:
     return posixpath.normpath(posixpath.join(*parts))
 
 
-def glob_libdirs(host: Host, lib_dir: str) -> Tuple[List[str], List[str]]:
-    """(matches, libDirs) of Go's filepath.Glob(LibOllamaPath/*/*ggml-*)."""
+def access_denied(host: Host, ids, path: str, need: int = 0o4) -> Optional[str]:
+    """Why the service user (`ids` from _user_ids) cannot reach `path`: search (x) permission on
+    every folder on the way (each prefix as it resolves), then `need` (r=4, r+x=5) on the path
+    itself. None when it can, or when the user is unknown or root."""
+    if ids is None or ids[0] == 0:
+        return None
+    uid, gids, user = ids
+
+    def lacks(p: str, bits: int) -> Optional[str]:
+        st = host.stat(p)
+        if st is None:
+            return None  # missing: another check says so
+        shift = 6 if st.st_uid == uid else 3 if st.st_gid in gids else 0
+        if ((st.st_mode >> shift) & bits) == bits:
+            return None
+        return f"{p}: mode {st.st_mode & 0o777:04o}, owner uid {st.st_uid}: not {'listable' if bits == 5 else 'readable' if bits == 4 else 'searchable'} by user {user}"
+
+    final = host.resolve(path).final
+    for way in (path, final) if final != path else (path,):
+        parts = [x for x in way.split("/") if x]
+        for i in range(1, len(parts)):
+            why = lacks("/" + "/".join(parts[:i]), 0o1)
+            if why:
+                return why
+    return lacks(path, need) if need else None
+
+
+def glob_libdirs(host: Host, lib_dir: str, ids=None) -> Tuple[List[str], List[str]]:
+    """(matches, libDirs) of Go's filepath.Glob(LibOllamaPath/*/*ggml-*), run by the server as the
+    service user (`ids`): a folder it cannot open is silently skipped, like Go's glob does."""
     matches: List[str] = []
-    if not lib_dir or not host.isdir(lib_dir):
+    if not lib_dir or not host.isdir(lib_dir) or access_denied(host, ids, lib_dir, 0o5):
         return [], []
     for sub in host.listdir(lib_dir):  # sorted, like Go's glob
         d = f"{lib_dir.rstrip('/')}/{sub}"
         if not host.isdir(d):  # os.Stat: follows links, so dangling / files are skipped
+            continue
+        if access_denied(host, ids, d, 0o5):  # os.Open fails: glob ignores the error
             continue
         for name in host.listdir(d):
             if fnmatch.fnmatchcase(name, "*ggml-*"):
@@ -305,6 +335,9 @@ class _Loader:
         uid, gids, user = self.ids
         if uid == 0:
             return None
+        on_way = access_denied(self.host, self.ids, path, 0)
+        if on_way:
+            return on_way
         st = self.host.stat(path)
         if st is None:
             return None
@@ -315,7 +348,7 @@ class _Loader:
             ok = mode & 0o040
         else:
             ok = mode & 0o004
-        return None if ok else f"mode {mode & 0o777:04o}, not readable by user {user}"
+        return None if ok else f"{path}: mode {mode & 0o777:04o}, not readable by user {user}"
 
     def _hint(self, name: str) -> Optional[str]:
         """What the cache holds near `name`: another SONAME, or the same one for another kind."""
@@ -419,7 +452,10 @@ def _scan_folder(host: Host, loader: _Loader, folder: str, env: Mapping[str, str
     loaded: List[Tuple[str, str]] = []
     if not host.isdir(folder):
         return files, loaded
-    entries = host.listdir(folder)
+    # directory_iterator with skip_permission_denied: an unlistable folder yields nothing; the
+    # base-name fallback's fs::exists needs only search permission on the way.
+    entries = [] if access_denied(host, loader.ids, folder, 0o5) else host.listdir(folder)
+    searchable = not access_denied(host, loader.ids, folder, 0o1)
     for name in names:
         prefix = f"libggml-{name}-"
         best, best_score = None, 0
@@ -446,7 +482,7 @@ def _scan_folder(host: Host, loader: _Loader, folder: str, env: Mapping[str, str
             loaded.append((name, best))
             continue
         base = f"{folder}/libggml-{name}.so"
-        if not _lexists(host, base):
+        if not searchable or not _lexists(host, base):
             if name in GPU_BACKENDS:
                 near = [f for f in entries if f.startswith(f"libggml-{name}") and f not in
                         [posixpath.basename(x.path) for x in files]]
@@ -637,7 +673,7 @@ def _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes,
                 driver_major: Optional[int] = None, compute: Optional[Tuple[int, int]] = None) -> ScanReport:
     d_era = era.letter == "D"
     glob = f"{lib_dir}/*/*ggml-*"
-    matches, dirs = glob_libdirs(host, lib_dir)
+    matches, dirs = glob_libdirs(host, lib_dir, loader.ids)
     lib_dirs = list(dirs) or [""]
     jetpack = cuda_jetpack(host, server_env, loader.kind[0] == 183)
     if jetpack and f"{lib_dir}/cuda_{jetpack}" not in dirs and eras.rule("jetpack_missing_dir_fallback", version):
@@ -679,7 +715,8 @@ def _analyze_cd(host, install, loader, server_env, version, era, lib_dir, notes,
     findings: List[Finding] = []
     if lib_dir and host.isdir(lib_dir):
         for folder in _folders(host, lib_dir):
-            v = _verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested, runner_started, d_era)
+            v = _verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested, runner_started, d_era,
+                            loader.ids)
             if not v.probed and folder != lib_dir and not d_era and host.exists(f"{folder}/libggml-cuda.so"):
                 # What would happen if the filter let it through (e.g. after unsetting the variable).
                 env_if = dict(server_env)
@@ -777,7 +814,8 @@ def _short(host: Host, lib_dir: str, path: str) -> str:
     return path[len(lib_dir.rstrip("/")) + 1:] if path.startswith(lib_dir.rstrip("/") + "/") else path
 
 
-def _verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested, runner_started, d_era) -> BackendVerdict:
+def _verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested, runner_started, d_era,
+                ids=None) -> BackendVerdict:
     top = folder == lib_dir
     name = posixpath.basename(folder)
     cuda = _cuda_files(host, folder)
@@ -832,6 +870,12 @@ def _verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested, runner_
         how = f"probed (OLLAMA_LIBRARY_PATH={olp})" if not d_era else f"probed by llama-server ({olp or 'no GGML_BACKEND_PATH'})"
         if p.skipped and d_era and not p.searched:
             return BackendVerdict(folder, name, True, False, f"{how}, but {p.skipped[0][1]}", dict(p.env), files)
+        if not d_era and any(posixpath.normpath(x) == folder for x, _ in p.skipped):
+            # ggml.go OnceLoad: an entry equal to neither the binary's folder nor containing lib/ollama
+            return BackendVerdict(folder, name, True, False,
+                                  f"{how}, but the runner skips it: its path contains no lib/ollama and is not "
+                                  "the binary's folder (DEBUG \"skipping path which is not part of ollama\")",
+                                  dict(p.env), files)
         gpu_here = [(b, x) for b, x in p.loaded if posixpath.dirname(x) == folder and b in GPU_BACKENDS]
         if gpu_here:
             b, x = gpu_here[0]
@@ -868,6 +912,12 @@ def _verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested, runner_
                 return BackendVerdict(folder, name, False, False,
                                       f"not probed: OLLAMA_LLM_LIBRARY={requested} matches no folder{tail}")
         return BackendVerdict(folder, name, False, False, f"not probed: {skipped[folder]}{tail}")
+    denied = access_denied(host, ids, folder, 0o5) if host.exists(folder) else None
+    if denied:
+        return BackendVerdict(folder, name, False, False,
+                              f"not probed: the server (user {ids[2]}) cannot open this folder ({denied}); "
+                              "the glob skips it silently",
+                              path=f"{folder}/libggml-cuda.so" if "libggml-cuda.so" in cuda else None)
     if not host.exists(folder):
         r = host.resolve(folder)
         what = "a folder link in a loop" if r.status == "loop" else f"a dangling folder link (→ {r.final})"

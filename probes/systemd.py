@@ -23,6 +23,7 @@ and systemd both read back to exactly the given values.
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 import re
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -86,6 +87,9 @@ class ExecCommand:
     prefixes: str
     source: str
     line: int
+    # NAME=VALUE words given to an `env` wrapper (ExecStart=/usr/bin/env A=1 /usr/bin/ollama serve):
+    # `path`/`argv` are then the command env execs, which is what /proc/PID/exe shows.
+    wrapper_env: Tuple[Tuple[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,11 +114,15 @@ class ServiceUnit:
         return ((self.path,) if self.path else ()) + self.dropins
 
     def configured_assignments(self) -> Tuple[EnvAssignment, ...]:
-        """Every assignment in the order systemd applies them (later ones win)."""
+        """Every assignment in the order systemd applies them (later ones win), then those an
+        `env` wrapper in ExecStart= adds on top (it runs after systemd set the rest)."""
         out: List[EnvAssignment] = list(self.environment)
         for ref in self.environment_files:
             out.extend(ref.assignments)
-        return tuple(a for a in out if a.name not in self.unset)
+        out = [a for a in out if a.name not in self.unset]
+        for cmd in self.exec_start[:1]:
+            out.extend(EnvAssignment(k, v, cmd.source, cmd.line, "ExecStart") for k, v in cmd.wrapper_env)
+        return tuple(out)
 
     def configured_env(self) -> Dict[str, str]:
         """The variables the unit sets: Environment=, then EnvironmentFile=, minus unset."""
@@ -528,7 +536,17 @@ def parse_exec(raw: str, source: str, line: int, env: Mapping[str, str],
         return None
     path = expanded[0]
     argv = tuple(expanded[1:]) if "@" in prefixes else tuple(expanded)
-    return ExecCommand(raw, path, argv, prefixes, source, line)
+    wrapper: List[Tuple[str, str]] = []
+    if posixpath.basename(path) == "env" and "@" not in prefixes:
+        rest = list(argv[1:])
+        while rest and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", rest[0]):
+            k, _, v = rest.pop(0).partition("=")
+            wrapper.append((k, v))
+        if rest and not rest[0].startswith("-"):  # env's options (-i, -u, -S) are not modelled
+            path, argv = rest[0], tuple(rest)
+        else:
+            wrapper = []
+    return ExecCommand(raw, path, argv, prefixes, source, line, tuple(wrapper))
 
 
 def load_service(host: Host, name: str = "ollama.service") -> Optional[ServiceUnit]:

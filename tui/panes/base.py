@@ -32,31 +32,36 @@ class DeferredFocusStyle:
     Textual restyles a widget when it gains or loses the focus, in the key's own path (CSS
     rules, component classes, then its line caches are dropped and every visible row is drawn
     again: ~15 ms of a Tab on the 2-core VM). The pane's lit border already says where the
-    keys go, so the cursor's focused/blurred colours follow 40 ms later, and a widget the
-    focus only passed through (Tab, Tab within 40 ms) is not restyled at all.
+    keys go, so the cursor's focused/blurred colours follow 40 ms later (each widget once,
+    however many times the focus crossed it meanwhile).
     """
-
-    _styled_focus: Optional[bool] = None
 
     def watch_has_focus(self, has_focus: bool) -> None:
         widget: Widget = self  # type: ignore[assignment]
         if not widget.is_mounted:
             widget.update_node_styles()
             return
-        _PENDING.add(widget)
-        if len(_PENDING) == 1:
-            widget.app.set_timer(FOCUS_STYLE_DELAY, _restyle_pending, name="focus-style")
+        app = widget.app
+        pending = _PENDING.get(app)
+        if pending is None:
+            pending = _PENDING[app] = weakref.WeakSet()
+        pending.add(widget)
+        if app not in _SCHEDULED:
+            _SCHEDULED.add(app)
+            app.set_timer(FOCUS_STYLE_DELAY, lambda: _restyle_pending(app), name="focus-style")
 
 
-_PENDING: "weakref.WeakSet[Widget]" = weakref.WeakSet()
+# Per app (a test runs several): the widgets waiting for their restyle, and whether the
+# timer is set. Weak, so an app that ends before its timer fires leaves nothing behind.
+_PENDING: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_SCHEDULED: "weakref.WeakSet" = weakref.WeakSet()
 FOCUS_STYLE_DELAY = 0.04  # after the key's frame (one frame is 1/60 s); a key sooner coalesces
 
 
-def _restyle_pending() -> None:
-    for widget in list(_PENDING):
-        _PENDING.discard(widget)
-        if widget.is_attached and widget._styled_focus is not widget.has_focus:
-            widget._styled_focus = widget.has_focus
+def _restyle_pending(app) -> None:
+    _SCHEDULED.discard(app)
+    for widget in list(_PENDING.pop(app, ())):
+        if widget.is_attached:
             widget.update_node_styles()
 
 
