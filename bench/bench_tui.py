@@ -50,6 +50,7 @@ else:
     # the real command line (`vgpu-tui --demo --demo-dir D`), headless and timed
     import tui.cli, tui.app
     class Timed(tui.app.VgpuApp):
+        HEADLESS = True  # runs without a terminal on purpose
         def _first_paint(self):
             out.setdefault("first_paint", time.time() - T0)
             super()._first_paint()

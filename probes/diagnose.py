@@ -1311,8 +1311,26 @@ def finish(f: Facts, findings: List[Finding]) -> List[Finding]:
             good = good_driver_candidates(f, names[0]) if names else []
             if good and lib_dir(f):
                 x = dataclasses.replace(x, fix=fix_symlink(f, posixpath.join(lib_dir(f), names[0]), good[0]))
+        x = _wrapper_env_fix(f, x)
         out.append(_on_this_system(f, x))
     return out
+
+
+def _wrapper_env_fix(f: Facts, x: Finding) -> Finding:
+    """A variable set by an `env` wrapper in ExecStart= outlives any drop-in (env runs last):
+    the fix is to edit that ExecStart= line, not to unset or set it in a drop-in."""
+    if x.fix is None or x.fix.kind not in ("unset", "env"):
+        return x
+    name = str(x.fix.args.get("name", ""))
+    cmd = next(iter(g(g(f.install, "service"), "exec_start", ()) or ()), None)
+    pairs = dict(g(cmd, "wrapper_env", ()) or ())
+    if name not in pairs:
+        return x
+    return dataclasses.replace(x, evidence=tuple(x.evidence) + (
+        f"{g(cmd, 'source')}:{g(cmd, 'line')}: ExecStart={g(cmd, 'raw')}",), fix=fix_manual(
+        f, f"edit {g(cmd, 'source')}: remove {name}={pairs[name]} from ExecStart= (an env wrapper sets it "
+           "after systemd's Environment=, so a drop-in cannot undo it)",
+        "then: systemctl daemon-reload && vgpu-tui relaunch"))
 
 
 def errors(findings: Iterable[Finding]) -> List[Finding]:

@@ -300,6 +300,7 @@ def backend_rows(scan: Any) -> List[Dict[str, Any]]:
         rows.append({
             "dir": g(b, "dir"), "name": g(b, "name"), "probed": bool(g(b, "probed", False)),
             "would_load": bool(g(b, "would_load", False)), "reason": g(b, "reason", ""),
+            "cuda_backend": g(b, "path"),  # this folder's libggml-cuda.so, or null (CPU backends only)
         })
     return rows
 

@@ -180,3 +180,25 @@ async def test_relaunch_that_cannot_run_says_why(tmp_path):
         assert "not this machine" in str(screen.query_one("#watch-state").render())
         await pilot.press("escape")
         assert app.screen is app.screen_stack[0]
+
+
+def test_the_tui_refuses_to_run_without_a_terminal():
+    """`vgpu-tui --demo | cat` must not paint escape codes into a pipe forever."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-m", "tui", "--demo"], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert out.returncode == 2
+    assert "needs a terminal" in out.stderr and "vgpu-tui report --demo" in out.stderr
+    assert "\x1b[" not in out.stdout
+
+
+def test_a_folder_with_only_cpu_backends_is_not_badged_as_a_failure():
+    from tui.panes.libtree import backend_badge
+
+    cpu_only = {"probed": True, "would_load": False, "cuda_backend": None, "reason": "probed ...: CPU backends only"}
+    broken = {"probed": True, "would_load": False, "cuda_backend": "/x/cuda_v12/libggml-cuda.so", "reason": "..."}
+    assert "NOT" not in backend_badge(cpu_only).plain and "CPU backends only" in backend_badge(cpu_only).plain
+    assert "would NOT load" in backend_badge(broken).plain

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import gc
 import os
+import sys
 import time
 from types import SimpleNamespace
 from typing import Dict, Iterable, List, Optional
@@ -634,6 +635,10 @@ class VgpuApp(App):
 
 def run_app(args) -> int:
     """Start the TUI (`vgpu-tui` without a subcommand); the exit status."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()) and not getattr(VgpuApp, "HEADLESS", False):
+        # Without a terminal the app would paint escape codes into a pipe forever.
+        example = "vgpu-tui report --demo" if getattr(args, "demo", False) else "vgpu-tui report"
+        raise ToolError(f"the TUI needs a terminal; for scripts use a subcommand, e.g. `{example}` (see --help)")
     app = VgpuApp(args)
     app.run()
     return int(app.return_code or 0)

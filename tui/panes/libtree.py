@@ -115,6 +115,8 @@ def backend_badge(backend: dict) -> Text:
     """The scanner model's verdict for a backend folder, in words."""
     if backend.get("probed") and backend.get("would_load"):
         return Text("● probed, would load", style="bold green")
+    if backend.get("probed") and "cuda_backend" in backend and not backend.get("cuda_backend"):
+        return Text("● probed (CPU backends only)", style="dim")  # by design, not a fault
     if backend.get("probed"):
         return Text("● probed, would NOT load", style="bold red")
     return Text("○ not probed", style="bold yellow")
@@ -127,7 +129,11 @@ def backend_detail(entry: "Entry", backend: dict) -> Text:
     out.append("\n")
     out.append_text(backend_badge(backend))
     reason = str(backend.get("reason") or "")
-    if reason:
+    if reason:  # the scanner's sentence starts with "probed"/"not probed": don't repeat the badge's words
+        for lead in ("not probed: ", "not probed ", "probed: "):
+            if reason.startswith(lead):
+                reason = reason[len(lead):]
+                break
         out.append("\n" + reason)
     return out
 
