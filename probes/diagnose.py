@@ -26,7 +26,15 @@ DRIVER_SONAMES = ("libcuda.so.1", "libnvidia-ml.so.1")
 RUNTIME_PREFIXES = ("libcudart.so", "libcublas.so", "libcublasLt.so")
 # Values of CUDA_VISIBLE_DEVICES (and kin) that hide every device.
 HIDING_VALUES = ("", "-1", "none", "void", "nodevfiles")
-VISIBLE_VARS = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL")
+VISIBLE_VARS = ("CUDA_VISIBLE_DEVICES",)
+# Look-alikes the CUDA driver never reads: only the NVIDIA container runtime reads
+# NVIDIA_VISIBLE_DEVICES (when it creates a container), and GPU_DEVICE_ORDINAL is AMD's (HIP);
+# in Ollama 0.24 it appears only in overrideWarnings and envconfig ("AMD devices").
+INERT_VISIBLE_VARS = {
+    "NVIDIA_VISIBLE_DEVICES": "only the NVIDIA container runtime reads it, when it creates a container; "
+                              "the CUDA driver in this VM ignores it",
+    "GPU_DEVICE_ORDINAL": "it selects AMD (HIP) devices; the CUDA backend ignores it",
+}
 # Variables whose change between the configured and the running environment matters.
 GPU_VARS = ("OLLAMA_LLM_LIBRARY", "OLLAMA_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES",
             "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "LD_PRELOAD", "OLLAMA_VULKAN",
@@ -831,6 +839,29 @@ def rule_backend_folder(f: Facts) -> List[Finding]:
     return out
 
 
+def rule_runner_aborts(f: Facts) -> List[Finding]:
+    """A symlink loop in a folder ggml scans: libstdc++'s is_regular_file() throws on ELOOP and
+    nothing catches it, so every runner that scans that folder aborts (std::terminate)."""
+    if f.scan is None or cuda_loads(f.scan) or g(f.scan, "era") == "D":
+        return []
+    for p in _items(f.scan, "probes"):
+        abort = next((x for x in _items(p, "files") if g(x, "role") == "abort"), None)
+        if abort is None:
+            continue
+        link = str(g(abort, "path"))
+        top = posixpath.dirname(link) == lib_dir(f)
+        return [Finding(
+            "runner-aborts-link-loop", "runner-crash", "error",
+            f"{link} is a symlink loop: every Ollama runner that scans {posixpath.dirname(link)} aborts",
+            "ggml's backend scan stats every entry of the folder; libstdc++ throws on 'Too many levels of "
+            "symbolic links' and nothing catches it, so the runner dies (SIGABRT) before it reports a device"
+            + (" — the model runner scans this folder too, so even CPU inference fails." if top else "."),
+            (f"{link} -> {f.host.readlink(link)} (loop)", str(g(p, "failure", ""))),
+            _fix(f, "symlink", {"link": link, "remove": True}, f"symlink {link} --remove"),
+        )]
+    return []
+
+
 def _denied_path(text: str) -> Optional[str]:
     """The path the scanner names as not readable/searchable by the service user."""
     m = re.search(r"\((/[^():]+): mode \d{4}", text)
@@ -1008,6 +1039,16 @@ def rule_visible_devices(f: Facts) -> List[Finding]:
                 (f"service environment: {name}={value}",),
                 fix_unset(f, name),
             ))
+    for name, why in INERT_VISIBLE_VARS.items():
+        value = env.get(name)
+        if value is not None and (value.strip().lower() in HIDING_VALUES or value.strip().startswith("-")):
+            out.append(Finding(
+                "visible-devices-inert", "visible-devices-env", "info",
+                f"{name}={value!r} in the service environment does not hide the NVIDIA GPU",
+                f"{why}. It is harmless here, but misleading.",
+                (f"service environment: {name}={value}",),
+                fix_unset(f, name),
+            ))
     return out
 
 
@@ -1179,7 +1220,7 @@ def _probe_findings(f: Facts) -> List[Finding]:
 RULES: Tuple[Callable[[Facts], List[Finding]], ...] = (
     rule_driver_too_old, rule_device_reports,
     rule_driver_lib_not_found, rule_ldcache, rule_shim_exports, rule_shim, rule_nvml,
-    rule_no_ollama, rule_lib_dir, rule_lib_dir_link, rule_lib_dir_is_exe_dir, rule_install, rule_no_cuda_backend, rule_backend_placement, rule_backend_folder, rule_backend_unreadable, rule_loads_twice,
+    rule_no_ollama, rule_lib_dir, rule_lib_dir_link, rule_lib_dir_is_exe_dir, rule_install, rule_no_cuda_backend, rule_backend_placement, rule_backend_folder, rule_backend_unreadable, rule_runner_aborts, rule_loads_twice,
     rule_llm_library, rule_library_path, rule_visible_devices, rule_preload, rule_env_not_applied,
     rule_scanner,  # the scanner's own findings last: a rule's twin (with its evidence) is kept
 )

@@ -29,9 +29,11 @@ EVIDENCE_WIDTH = 300  # characters of a line quoted as evidence
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _PREFIXES = (
-    # journald short / short-precise: "Nov 29 19:34:12 host ollama[1234]: "
-    # (month names may be localised: "jan", "Mär", "janv.")
-    re.compile(r"^[^\W\d_]{3,5}\.? [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)? \S+ [^\s\[:]+(?:\[\d+\])?: ?"),
+    # journald short / short-precise: "Nov 29 19:34:12 host ollama[1234]: " (month names may be
+    # localised: "jan", "Mär", "janv.", "4月"). The host may have been cut out by the person who
+    # pasted it ("Feb 06 14:10:03  ollama[29668]: "): a host never holds "[", an identifier never
+    # holds "=" (so the slog line's "time=…:" is never taken for one).
+    re.compile(r"^[^\W_]{2,5}\.? +[ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)? +(?:[^\s\[]+ +)?[^\s\[:=]+(?:\[\d+\])?: ?"),
     # journald short-iso(-precise): "2026-11-29T19:34:12+0000 host ollama[1234]: "
     re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)? \S+ [^\s\[:]+(?:\[\d+\])?: ?"),
     # kubectl logs --prefix: "[pod/ollama-0/ollama] "
@@ -42,6 +44,8 @@ _PREFIXES = (
     re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:[.,]\d+)? (?=\S)"),
     # docker compose: "ollama  | " / "ollama-1  | "
     re.compile(r"^[\w][\w.-]{0,62}\s*\| ?"),
+    # a Markdown quote around a pasted log: "> "
+    re.compile(r"^> ?"),
 )
 # Structured lines that need no prefix stripping start like one of these.
 _BARE_STARTS = ("time=", "level=", "[GIN]", "load_backend", "ggml_", "llama_", "llm_", "  ", "\t")
@@ -51,7 +55,12 @@ _CONTINUATION = re.compile(r"^[ \t]+(?:\"[^\"]*\"|[\w.\-]+)=")
 
 # (time= may be missing where a person cut it when pasting; a msg whose closing quote was lost
 # runs to the end of the line)
-_SLOG = re.compile(r'^(?:time=\S+ )?level=(?P<level>[\w+-]+)(?: source=\S*)? msg=(?P<msg>"(?:[^"\\]|\\.)*(?:"|$)|\S*) ?(?P<rest>.*)$')
+_SLOG = re.compile(r'^time=\S+ level=(?P<level>[\w+-]+)(?: source=\S*)? msg=(?P<msg>"(?:[^"\\]|\\.)*(?:"|$)|\S*) ?(?P<rest>.*)$')
+_SLOG_LENIENT = re.compile(r'^(?:time=\S+ )?(?:level=)?(?P<level>[\w+-]+)(?: source=\S*)? msg=(?P<msg>"(?:[^"\\]|\\.)*(?:"|$)|\S*) ?(?P<rest>.*)$')
+# an slog line pasted from its level on: "WARN source=gpu.go:222 msg=..."
+_BARE_LEVEL = re.compile(r"^(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE) source=")
+# an old Go-logger line whose date was cut: "gpu.go:294: INFO Unable to load ..."
+_GOSRC = re.compile(r"^\s*[\w.\-]+\.go:\d+: (?:(?P<level>INFO|WARN|WARNING|ERROR|DEBUG) )?(?P<body>.*)$")
 _GOLOG = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d(?:\.\d+)? (?:[\w.\-]+\.go:\d+: )?(?:(?P<level>INFO|WARN|WARNING|ERROR|DEBUG) )?(?P<body>.*)$")
 _LLAMA_JSON_MSG = re.compile(r'"(?:message|msg)"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _LLAMA_JSON_LEVEL = re.compile(r'"level"\s*:\s*"(\w+)"')
@@ -198,8 +207,8 @@ def classify(line: str) -> Optional[str]:
 
 def _parse_piece(text: str, memo: Dict[str, Any]) -> Optional[Tuple[str, Optional[str], Dict[str, Any]]]:
     """(kind, level, fields) of one logical line, or None when it means nothing to discovery."""
-    if text.startswith(("time=", "level=")):
-        m = _SLOG.match(text)
+    if text.startswith(("time=", "level=")) or (text[:1].isupper() and _BARE_LEVEL.match(text)):
+        m = _SLOG.match(text) or _SLOG_LENIENT.match(text)
         if m is None:
             return None
         msg = m.group("msg")
@@ -234,6 +243,10 @@ def _parse_piece(text: str, memo: Dict[str, Any]) -> Optional[Tuple[str, Optiona
             if m is not None:
                 body = m.group("body")
                 level = m.group("level")
+    elif ".go:" in text[:40] and _GOSRC.match(text):
+        m = _GOSRC.match(text)
+        body = m.group("body")
+        level = m.group("level")
     elif c == "{" and '"level"' in text:
         m = _LLAMA_JSON_MSG.search(text)
         if m is not None:
@@ -411,6 +424,12 @@ class LogParser:
             if self._pending is not None and _CONTINUATION.match(piece):
                 self._pending = (self._pending[0], self._pending[1] + " " + piece.strip())
                 continue
+            if self._pending is not None and 'env="map[' in self._pending[1] and \
+                    _wrapped_inside_quotes(self._pending[1], piece):
+                # a terminal or the paste wrapped a long line (the server config) at a fixed width,
+                # mid-word: the quoted value is still open, so this line is its continuation
+                self._pending = (self._pending[0], self._pending[1] + piece)
+                continue
             out.extend(self.flush())
             self.tail.append((n, piece))
             if piece.startswith(("time=", "level=")) or piece[:1].isdigit():
@@ -457,6 +476,22 @@ class LogParser:
         s = self._session
         s.docker = self._docker
         return _analyse(s, self.source, tuple(self.events), self.lines, self.sessions + (1 if s.count else 0))
+
+
+_UNESCAPED_QUOTE = re.compile(r'(?<!\\)"')
+_WRAP_LIMIT = 16384  # characters a wrapped line may grow to
+_GO_DATE = re.compile(r"^\d{4}/\d\d/\d\d ")
+
+
+def _wrapped_inside_quotes(pending: str, piece: str) -> bool:
+    """True when `piece` continues `pending`, an slog line whose quoted value was cut by a wrap."""
+    # only the environment map of "server config" (the longest line of every log) is joined this
+    # way: a lost closing quote elsewhere must not swallow the lines that follow
+    if 'env="map[' not in pending:
+        return False
+    if piece.startswith(("time=", "level=", "[GIN]")) or _GO_DATE.match(piece) or len(pending) > _WRAP_LIMIT:
+        return False
+    return len(_UNESCAPED_QUOTE.findall(pending)) % 2 == 1
 
 
 def journal_json_message(raw: str) -> Optional[str]:
@@ -1048,7 +1083,10 @@ def _r_crash(c: _Ctx) -> Optional[_Hit]:
 def _r_vram(c: _Ctx) -> Optional[_Hit]:
     s = c.s
     evs = s.all("vram-insufficient", "out-of-memory", "zero-memory-device")
-    if c.found and c.offload_layers == 0 and c.offload_ev is not None:
+    # the scheduler planned for a GPU (discovery found one, or the plan names a GPU library) and
+    # placed no layer on it
+    planned_gpu = c.found or (c.found is None and (c.offload_lib or "") in sig.GPU_LIBRARIES)
+    if planned_gpu and c.offload_layers == 0 and c.offload_ev is not None:
         evs.append(c.offload_ev)
     if not evs:
         return None

@@ -445,6 +445,10 @@ class _Loader:
         return LoadVerdict(path, True, None, (), (), libcuda, tuple(needed))
 
 
+ABORT_NOTE = ("a symlink loop: ggml's directory scan throws (status: Too many levels of symbolic links) "
+              "and the runner aborts")
+
+
 def _scan_folder(host: Host, loader: _Loader, folder: str, env: Mapping[str, str],
                  names: Sequence[str]) -> Tuple[List[FileConsidered], List[Tuple[str, str]]]:
     """ggml_backend_load_best(name, silent, folder) for every name: files and loads."""
@@ -456,6 +460,14 @@ def _scan_folder(host: Host, loader: _Loader, folder: str, env: Mapping[str, str
     # base-name fallback's fs::exists needs only search permission on the way.
     entries = [] if access_denied(host, loader.ids, folder, 0o5) else host.listdir(folder)
     searchable = not access_denied(host, loader.ids, folder, 0o1)
+    # The variant scan calls directory_entry::is_regular_file() on EVERY entry before it looks at
+    # the name; for a symlink that is a stat(), and libstdc++ throws filesystem_error on ELOOP.
+    # Nothing in ggml catches it: std::terminate, the runner aborts (SIGABRT) and reports nothing.
+    for fname in entries:
+        p = f"{folder}/{fname}"
+        if host.islink(p) and host.resolve(p).status == "loop":
+            files.append(FileConsidered(p, names[0] if names else "", "abort", False, ABORT_NOTE))
+            return files, []
     for name in names:
         prefix = f"libggml-{name}-"
         best, best_score = None, 0
@@ -534,14 +546,20 @@ def _run_probe(host: Host, loader: _Loader, install, dirs: Sequence[str], server
     names = eras.rule("ggml_backend_names", version) or ("cuda", "cpu")
     files: List[FileConsidered] = []
     loaded: List[Tuple[str, str]] = []
+    failure: Optional[str] = None
     for folder in searched:
         f, l = _scan_folder(host, loader, folder, env, names)
         files += f
         loaded += l
+        abort = next((x for x in f if x.role == "abort"), None)
+        if abort is not None:  # the process dies: whatever loaded before is never reported
+            failure, loaded = f"the runner aborts: {abort.path} is {abort.note}", []
+            break
     shown = {"LD_LIBRARY_PATH": env["LD_LIBRARY_PATH"]}
     if set_olp:
         shown["OLLAMA_LIBRARY_PATH"] = env["OLLAMA_LIBRARY_PATH"]
-    return Probe(tuple(dirs), shown, tuple(searched), tuple(skipped), tuple(files), tuple(loaded), kind)
+    return Probe(tuple(dirs), shown, tuple(searched), tuple(skipped), tuple(files), tuple(loaded), kind,
+                 failure=failure)
 
 
 # -- era D: llama-server -------------------------------------------------------------------
@@ -842,6 +860,9 @@ def _verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested, runner_
                "probed alone (no subfolder matched the glob */*ggml-*)") if alone else \
             (f"{'scanned as llama-server’s own folder by' if d_era else 'probed as the first OLLAMA_LIBRARY_PATH entry of'}"
              f" each runner ({len(mine)} runner{'s' if len(mine) > 1 else ''})")
+        aborted = None if d_era else next((p.failure for p in mine if p.failure), None)
+        if aborted:
+            return BackendVerdict(folder, name, True, False, f"{how}: {aborted}", env, files)
         if not cuda:
             return BackendVerdict(folder, name, True, False, f"{how}: no libggml-cuda.so here (CPU backends only)",
                                   env, files)
@@ -870,6 +891,8 @@ def _verdict_cd(host, folder, lib_dir, probes, skipped, dirs, requested, runner_
         how = f"probed (OLLAMA_LIBRARY_PATH={olp})" if not d_era else f"probed by llama-server ({olp or 'no GGML_BACKEND_PATH'})"
         if p.skipped and d_era and not p.searched:
             return BackendVerdict(folder, name, True, False, f"{how}, but {p.skipped[0][1]}", dict(p.env), files)
+        if p.failure and not d_era:
+            return BackendVerdict(folder, name, True, False, f"{how}, but {p.failure}", dict(p.env), files)
         if not d_era and any(posixpath.normpath(x) == folder for x, _ in p.skipped):
             # ggml.go OnceLoad: an entry equal to neither the binary's folder nor containing lib/ollama
             return BackendVerdict(folder, name, True, False,

@@ -375,3 +375,42 @@ def test_libggml_base_missing(tmp_path):
                 builder.remove(vm, LIB + "/" + n)
     first = _broken(_report(vm, change), "backend-lib-missing")
     assert "libggml-base" in first.title
+
+
+@pytest.mark.parametrize("folder", [CUDA, LIB])
+def test_a_symlink_loop_in_a_scanned_folder_aborts_the_runner(tmp_path, folder):
+    # ggml-backend-reg.cpp ggml_backend_load_best calls entry.is_regular_file() on every entry;
+    # libstdc++ stats a symlink and throws filesystem_error on ELOOP; nothing catches it (checked
+    # with g++ here: "terminate called after throwing ... Too many levels of symbolic links").
+    vm = _vm(tmp_path)
+    r = _report(vm, lambda vm: builder.symlink(vm, folder + "/libcuda.so.1", "libcuda.so.1"))
+    first = _broken(r, "runner-crash")
+    assert folder + "/libcuda.so.1" in first.title
+    row = next(b for b in r.backends if b["dir"] == CUDA)
+    assert row["probed"] and not row["would_load"] and "aborts" in row["reason"]
+    host = Host(vm.root)
+    fixes.apply(host, fixes.plan(host, first.fix))
+    _works(_report(vm))
+
+
+def test_a_dangling_extra_link_in_lib_ollama_is_harmless(tmp_path):
+    # a dangling link stats to "not found": is_regular_file() is false, no throw
+    vm = _vm(tmp_path)
+    _works(_report(vm, lambda vm: builder.symlink(vm, LIB + "/libcuda.so.1", "/nowhere/libcuda.so.1")))
+
+
+def _top_level_only_vm(tmp_path):
+    return builder.build_vm(str(tmp_path / "vm"), faults=("ggml-cuda-top-level-only",))
+
+
+def test_top_level_backend_works_when_a_stray_ggml_name_makes_cuda_v12_a_libdir(tmp_path):
+    # the glob needs only "ggml-" in a name: cuda_v12 is probed, so it is on LD_LIBRARY_PATH and
+    # the top-level libggml-cuda.so (base-name fallback in lib/ollama) finds its cudart there
+    vm = _top_level_only_vm(tmp_path)
+    _works(_report(vm, lambda vm: builder.write_file(vm, CUDA + "/libggml-cuda.so.bak", "junk")), LIB)
+
+
+def test_top_level_backend_works_when_its_runtime_folder_is_in_the_cache(tmp_path):
+    vm = _top_level_only_vm(tmp_path)
+    _works(_report(vm, lambda vm: (builder.write_file(vm, "/etc/ld.so.conf.d/ollama.conf", CUDA + "\n"),
+                                   builder.rebuild_ld_cache(vm))), LIB)

@@ -179,3 +179,104 @@ def test_shim_in_a_folder_only_the_cache_would_give(vm, folder, category):
     first = _broken(_report(vm, change), category)
     _apply(vm, first)
     _works(_report(vm))
+
+
+def test_shim_file_not_readable_by_the_service_user(vm):
+    # ldconfig runs as root and caches it; the runner (User=ollama) gets EACCES from open()
+    first = _broken(_report(vm, lambda vm: os.chmod(vm.real("/opt/vgpu/lib/libcuda.so.1"), 0o640)),
+                    "driver-lib-not-found")
+    assert first.fix.args["steps"][0] == "chmod a+r /opt/vgpu/lib/libcuda.so.1"
+    os.chmod(vm.real("/opt/vgpu/lib/libcuda.so.1"), 0o644)
+    _works(_report(vm))
+
+
+def test_a_dropin_that_resets_exec_start_to_another_binary(vm):
+    # ExecStart= (empty) clears the list; the drop-in's binary is the one started
+    def change(vm):
+        builder.add_library(vm, "ollama", "/usr/bin/ollama")
+        builder.write_file(vm, vm.dropin_dir + "/exec.conf", "[Service]\nExecStart=\nExecStart=/usr/bin/ollama serve\n")
+    r = _report(vm, change)
+    _broken(r, "lib-dir-not-found")
+    assert r.ollama["binary"] == "/usr/bin/ollama"
+
+
+def test_a_unit_only_in_the_vendor_folder_works(vm):
+    def change(vm):
+        os.makedirs(vm.real("/usr/lib/systemd/system"), exist_ok=True)
+        os.replace(vm.real(vm.unit), vm.real("/usr/lib/systemd/system/ollama.service"))
+    _works(_report(vm, change))
+
+
+@pytest.mark.parametrize("line", ['Environment=OLLAMA_LLM_LIBRARY="cuda_v12"', 'Environment="OLLAMA_LLM_LIBRARY="'])
+def test_llm_library_quoted_or_empty_works(vm, line):
+    # envconfig.Var trims spaces, then quotes; an empty value filters nothing
+    _works(_report(vm, lambda vm: builder.write_file(vm, vm.dropin_dir + "/o.conf", f"[Service]\n{line}\n")))
+
+
+def test_vulkan_enabled_with_a_broken_vulkan_folder_still_uses_cuda(vm):
+    def change(vm):
+        builder.write_file(vm, "/usr/local/lib/ollama/vulkan/libggml-vulkan.so", "not an ELF")
+        builder.write_dropin(vm, "o.conf", {"OLLAMA_VULKAN": "1"})
+    _works(_report(vm, change))
+
+
+def test_cublas_from_a_registered_cuda_toolkit_works(vm):
+    # corpus README: a missing bundled libcublas is invisible when the loader cache has one
+    def change(vm):
+        cuda = "/usr/local/lib/ollama/cuda_v12"
+        os.makedirs(vm.real("/usr/local/cuda/lib64"))
+        for name in os.listdir(vm.real(cuda)):
+            if name.startswith("libcublas.so"):
+                os.replace(vm.real(f"{cuda}/{name}"), vm.real(f"/usr/local/cuda/lib64/{name}"))
+        builder.write_file(vm, "/etc/ld.so.conf.d/cuda.conf", "/usr/local/cuda/lib64\n")
+        builder.rebuild_ld_cache(vm)
+    _works(_report(vm, change))
+
+
+@pytest.mark.parametrize("how", ["LD_PRELOAD", "ld.so.preload"])
+def test_a_preloaded_shim_satisfies_libcuda_by_soname(vm, how):
+    # glibc: a DT_NEEDED whose SONAME matches an object already loaded (a preload) is not searched
+    def change(vm):
+        _shim_off_cache(vm)
+        if how == "LD_PRELOAD":
+            builder.write_dropin(vm, "o.conf", {"LD_PRELOAD": "/opt/vgpu/lib/libcuda.so.1"})
+        else:
+            builder.write_file(vm, "/etc/ld.so.preload", "/opt/vgpu/lib/libcuda.so.1\n")
+    _works(_report(vm, change))
+
+
+def test_a_preloaded_incomplete_shim_shadows_the_good_one(vm):
+    def change(vm):
+        builder.add_library(vm, "libcuda-no-memcreate.so.1", "/opt/hami/libcuda.so.1")
+        builder.write_dropin(vm, "o.conf", {"LD_PRELOAD": "/opt/hami/libcuda.so.1"})
+    first = _broken(_report(vm, change), "shim-incomplete")
+    assert "cuMemCreate" in first.title
+
+
+@pytest.mark.parametrize("name,value", [("NVIDIA_VISIBLE_DEVICES", "none"), ("NVIDIA_VISIBLE_DEVICES", "void"),
+                                        ("GPU_DEVICE_ORDINAL", "-1"), ("HIP_VISIBLE_DEVICES", "-1")])
+def test_visible_device_lookalikes_the_cuda_driver_ignores(vm, name, value):
+    # NVIDIA_VISIBLE_DEVICES: container runtime only; GPU_DEVICE_ORDINAL/HIP_*: AMD
+    # (Ollama 0.24 envconfig: "Set which AMD devices are visible by numeric ID")
+    r = _report(vm, lambda vm: builder.write_dropin(vm, "o.conf", {name: value}))
+    _works(r)
+
+
+def test_a_vendor_dropin_sorted_last_wins_over_an_etc_one(vm):
+    # systemd sorts drop-ins of all folders by file name: 90-vendor.conf comes after 10-fix.conf
+    def change(vm):
+        builder.write_file(vm, "/usr/lib/systemd/system/ollama.service.d/90-vendor.conf",
+                           '[Service]\nEnvironment="CUDA_VISIBLE_DEVICES=-1"\n')
+        builder.write_dropin(vm, "10-fix.conf", {"CUDA_VISIBLE_DEVICES": "0"})
+    first = _broken(_report(vm, change), "visible-devices-env")
+    _apply(vm, first)  # UnsetEnvironment= is applied last, whatever the order
+    _works(_report(vm))
+
+
+@pytest.mark.parametrize("path", ["/run/systemd/system/ollama.service.d/20-run.conf",
+                                  "/etc/systemd/system/service.d/10-all.conf"])
+def test_dropins_in_the_runtime_and_all_services_folders_apply(vm, path):
+    first = _broken(_report(vm, lambda vm: builder.write_file(
+        vm, path, '[Service]\nEnvironment="OLLAMA_LLM_LIBRARY=cuda"\n')), "wrong-library-override")
+    _apply(vm, first)
+    _works(_report(vm))
