@@ -53,8 +53,8 @@ _TRAILING_JOURNAL = re.compile(r"\s*[^\W\d_]{3,5}\.? [ \d]?\d \d\d:\d\d:\d\d \S+
 _RUN_TOGETHER = re.compile(r"(?<=.)(?=time=\d{4}-\d\d-\d\dT)")
 _CONTINUATION = re.compile(r"^[ \t]+(?:\"[^\"]*\"|[\w.\-]+)=")
 
-# (time= may be missing where a person cut it when pasting; a msg whose closing quote was lost
-# runs to the end of the line)
+# An slog line. _SLOG_LENIENT also reads one whose "time=" (or "time=… level=") a person cut when
+# pasting it; in both, a msg whose closing quote was lost runs to the end of the line.
 _SLOG = re.compile(r'^time=\S+ level=(?P<level>[\w+-]+)(?: source=\S*)? msg=(?P<msg>"(?:[^"\\]|\\.)*(?:"|$)|\S*) ?(?P<rest>.*)$')
 _SLOG_LENIENT = re.compile(r'^(?:time=\S+ )?(?:level=)?(?P<level>[\w+-]+)(?: source=\S*)? msg=(?P<msg>"(?:[^"\\]|\\.)*(?:"|$)|\S*) ?(?P<rest>.*)$')
 # an slog line pasted from its level on: "WARN source=gpu.go:222 msg=..."
@@ -75,12 +75,12 @@ _MEMO_LIMIT = 20000
 def _unquote(s: str) -> str:
     if len(s) >= 2 and s[0] == '"' and s[-1] == '"':
         s = s[1:-1]
-        if "\\" in s:
-            s = s.replace('\\"', '"').replace("\\\\", "\\")
     elif s[:1] == '"' and '"' not in s[1:]:  # the closing quote was lost in a paste
         s = s[1:]
-        if "\\" in s:
-            s = s.replace('\\"', '"').replace("\\\\", "\\")
+    else:
+        return s
+    if "\\" in s:
+        s = s.replace('\\"', '"').replace("\\\\", "\\")
     return s
 
 
@@ -243,10 +243,9 @@ def _parse_piece(text: str, memo: Dict[str, Any]) -> Optional[Tuple[str, Optiona
             if m is not None:
                 body = m.group("body")
                 level = m.group("level")
-    elif ".go:" in text[:40] and _GOSRC.match(text):
+    elif ".go:" in text[:40] and _GOSRC.match(text) is not None:
         m = _GOSRC.match(text)
-        body = m.group("body")
-        level = m.group("level")
+        body, level = m.group("body"), m.group("level")
     elif c == "{" and '"level"' in text:
         m = _LLAMA_JSON_MSG.search(text)
         if m is not None:
@@ -958,11 +957,7 @@ def _r_driver_lib_missing(c: _Ctx) -> Optional[_Hit]:
     return None
 
 
-# CUDA errors that mean CUDA could not be initialised at all (cuda.h / cuda_runtime_api.h codes
-# 3, 35, 46, 100, 802, 803, 999 and their texts), as opposed to a failure while computing.
-_INIT_ERROR = re.compile(r"CUDA error:? (?:3|35|46|100|802|803|999)\b|initialization error|no CUDA-capable device"
-                         r"|driver version is insufficient|unsupported display driver|system not yet initialized"
-                         r"|busy or unavailable")
+_INIT_ERROR = re.compile(sig.CUDA_INIT_ERROR)
 
 # Printed when the model runner is up and working: a "llm server error" status polled before
 # it (the server asks before the runner listens) was not a crash.

@@ -308,6 +308,14 @@ CUDA_CODES: Dict[int, str] = {
 }
 
 
+# A CUDA error that means CUDA could not be initialised at all (codes 3, 35, 46, 100, 802, 803,
+# 999 of cuda.h / cuda_runtime_api.h, or their texts), as opposed to one raised while computing:
+# printed by the runner at start, it is a CUDA init failure, not a crash of a working GPU runner.
+CUDA_INIT_ERROR = (r"CUDA error:? (?:3|35|46|100|802|803|999)\b|initialization error|no CUDA-capable device"
+                   r"|driver version is insufficient|unsupported display driver|system not yet initialized"
+                   r"|busy or unavailable")
+
+
 # -- a cheap pre-check for unstructured lines ------------------------------------------------
 # Slog lines are classified once per distinct message (memoised); raw lines (ggml, llama.cpp,
 # the C discovery code, old Go-logger lines) vary, so they first pass two literal checks.
