@@ -14,8 +14,13 @@ The model follows glibc's `_dl_map_object` / `open_path` / `open_verify` (elf/dl
 7. The default folders, unless the requester has DF_1_NODEFLIB (`default`).
 
 Every folder of steps 3-5 and 7 is first searched in its `glibc-hwcaps/<level>/`
-subfolders that the CPU supports (x86-64-v4..v2 from the host's /proc/cpuinfo). The legacy
-hwcap subfolders (`tls/`, `x86_64/`, removed in glibc 2.37) are not modelled.
+subfolders that the CPU supports (x86-64-v4..v2 from the host's /proc/cpuinfo; glibc >= 2.33),
+then, before glibc 2.37, in the legacy power set of `tls/`, the platform (`x86_64`,
+`haswell`, `xeon_phi`) and the hwcap names (`x86_64`, `avx512_1`), in glibc's order
+(elf/dl-hwcaps.c). The glibc version is the root libc.so.6's highest `GLIBC_2.N` version
+definition (`LoaderEnv.glibc`); unknown (no libc in the root) counts as a current glibc.
+Within one process (`resolve_tree`) a subfolder found missing is not tried again, and an
+RPATH/RUNPATH list none of whose folders exists is dropped, as open_path does.
 `$ORIGIN` is the folder of the path the object was *found* at (a symlinked folder is not
 resolved); `$LIB` and `$PLATFORM` follow the distribution's layout (tables below).
 For each candidate file, as `open_verify` does: a missing file, a dangling link or an
@@ -64,6 +69,26 @@ X86_64_HWCAPS = (
     ("x86-64-v3", ("avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave")),
     ("x86-64-v2", ("cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3")),
 )
+
+# Which per-folder subfolders each glibc era searches: (first version, glibc-hwcaps, legacy).
+GLIBC_ERAS = (
+    ((0, 0), False, True),    # tls/platform/hwcap power set only
+    ((2, 33), True, True),    # glibc-hwcaps/ added before the legacy set
+    ((2, 37), True, False),   # legacy set removed
+)
+# x86-64 legacy hwcap names in bit order (HWCAP_IMPORTANT): (name, CPU vendor or None,
+# /proc/cpuinfo flags needed, flags that must be absent) — sysdeps/x86/cpu-features.c.
+X86_64_LEGACY_HWCAPS = (
+    ("x86_64", None, (), ()),
+    ("avx512_1", "GenuineIntel", ("avx512cd", "avx512bw", "avx512dq", "avx512vl"), ("avx512er",)),
+)
+# The legacy platform: the first match, else the kernel's AT_PLATFORM (`x86_64`).
+X86_64_LEGACY_PLATFORMS = (
+    ("xeon_phi", "GenuineIntel", ("avx512cd", "avx512er", "avx512pf")),
+    ("haswell", "GenuineIntel", ("avx2", "bmi1", "bmi2", "abm", "movbe", "popcnt")),
+)
+# The library whose version definitions date the root's glibc (looked for in the default folders).
+LIBC_NAME = "libc.so.6"
 
 # glibc's messages for a file that stops the load (open_verify's "lose" path).
 FATAL_MESSAGES = {
@@ -143,7 +168,8 @@ class ResolveNode:
 class LoaderEnv:
     """What one search needs about the host: cache, default folders, hwcaps, DSTs."""
 
-    def __init__(self, host, env: Optional[Mapping[str, str]] = None, kind: Tuple[int, int] = DEFAULT_KIND):
+    def __init__(self, host, env: Optional[Mapping[str, str]] = None, kind: Tuple[int, int] = DEFAULT_KIND,
+                 *, remember_dirs: bool = False):
         self.host = host
         self.env = dict(host.env if env is None else env)
         self.kind = kind if kind in PLATFORMS else DEFAULT_KIND
@@ -156,18 +182,30 @@ class LoaderEnv:
             self.system_dirs = (f"/{fedora_lib}", f"/usr/{fedora_lib}")
         else:
             self.system_dirs = ("/lib", "/usr/lib")
-        self.hwcaps = self._hwcaps() if self.kind == (62, 64) else ()
-        self._cache: Optional[LdCache] = None
         self._elf: Dict[str, ElfInfo] = {}
+        self.glibc = glibc_version(host, self.system_dirs)
+        era = era_for(self.glibc)
+        vendor, flags = self._cpu()
+        x86_64 = self.kind == (62, 64)
+        self.hwcaps = tuple(name for name, need in X86_64_HWCAPS
+                            if flags and all(f in flags for f in need)) if x86_64 and era[1] else ()
+        self.legacy = legacy_subdirs(vendor, flags) if x86_64 and era[2] else ()
+        self._cache: Optional[LdCache] = None
+        # One process's memory of open_path: subfolder -> exists, and the lists dropped.
+        self.remember_dirs = remember_dirs
+        self.dir_exists: Dict[Tuple[str, int], bool] = {}
+        self.dead_lists: set = set()
 
-    def _hwcaps(self) -> Tuple[str, ...]:
+    def _cpu(self) -> Tuple[str, frozenset]:
         text = self.host.read_text("/proc/cpuinfo", limit=1 << 20) or ""
-        flags = set()
+        vendor, flags = "", None
         for line in text.splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[-1].split())
+            if line.startswith("vendor_id") and not vendor:
+                vendor = line.split(":", 1)[-1].strip()
+            elif line.startswith("flags"):
+                flags = frozenset(line.split(":", 1)[-1].split())
                 break
-        return tuple(name for name, need in X86_64_HWCAPS if flags and all(f in flags for f in need))
+        return vendor, flags or frozenset()
 
     @property
     def cache(self) -> LdCache:
@@ -219,7 +257,10 @@ class LoaderEnv:
         return self.split_dirs(value.replace(";", ":").split(":"), origin)
 
     def with_hwcaps(self, folder: str) -> List[str]:
-        return [f"{folder}/glibc-hwcaps/{h}" for h in self.hwcaps] + [folder]
+        """The folder's subfolders in the order ld.so tries them, the folder itself last."""
+        base = folder.rstrip("/")
+        return ([f"{base}/glibc-hwcaps/{h}" for h in self.hwcaps]
+                + [f"{base}/{sub}" for sub in self.legacy] + [folder])
 
     def check(self, path: str) -> Tuple[str, Optional[ElfInfo]]:
         """open_verify: 'found', a skip reason, 'loop'/'error' (end the rule), or 'fatal: msg'."""
@@ -254,6 +295,48 @@ class LoaderEnv:
         if info.type not in ("DYN", "EXEC"):
             return "fatal: " + FATAL_MESSAGES["type"], info
         return "found", info
+
+
+def era_for(version: Optional[Tuple[int, int]]) -> Tuple[Tuple[int, int], bool, bool]:
+    """The GLIBC_ERAS row of a glibc version; unknown counts as the newest."""
+    if version is None:
+        return GLIBC_ERAS[-1]
+    return [row for row in GLIBC_ERAS if version >= row[0]][-1]
+
+
+def legacy_subdirs(vendor: str, flags) -> Tuple[str, ...]:
+    """The x86-64 legacy subfolders, best first, without the folder itself (dl-hwcaps.c).
+
+    The parts are the hwcap names (bit order), the platform, then `tls`; entry m of the
+    power set (m from all bits down to 1) joins the parts whose bit is set, last part first.
+    """
+    def match(v, need, absent=()):
+        return (v is None or v == vendor) and all(f in flags for f in need) and not any(f in flags for f in absent)
+
+    parts = [name for name, v, need, absent in X86_64_LEGACY_HWCAPS if match(v, need, absent)]
+    parts.append(next((name for name, v, need in X86_64_LEGACY_PLATFORMS if match(v, need)), "x86_64"))
+    parts.append("tls")
+    n = len(parts)
+    return tuple("/".join(parts[i] for i in reversed(range(n)) if m >> i & 1)
+                 for m in range((1 << n) - 1, 0, -1))
+
+
+def glibc_version(host, system_dirs: Sequence[str]) -> Optional[Tuple[int, int]]:
+    """The root's glibc as (2, N): the highest GLIBC_2.N version its libc.so.6 defines."""
+    for d in system_dirs:
+        path = f"{d}/{LIBC_NAME}"
+        if not host.exists(path):
+            continue
+        info = read_elf(host, path, symbols=True)  # version definitions come with the symbols
+        best = None
+        for name in info.version_definitions:
+            parts = name[len("GLIBC_"):].split(".") if name.startswith("GLIBC_") else []
+            if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]):
+                v = (int(parts[0]), int(parts[1]))
+                best = v if best is None or v > best else best
+        if best is not None:
+            return best
+    return None
 
 
 def _origin(obj: Optional[ElfInfo]) -> Optional[str]:
@@ -320,13 +403,27 @@ def find_library(host, soname: str, env: Optional[Mapping[str, str]] = None,
     if loaded and soname in loaded:
         return done(loaded[soname], "already-loaded")
 
-    def search(folders: Sequence[str], via: str):
-        """open_path over one list; (path, info) found, ('fatal', msg), or None."""
+    def search(folders: Sequence[str], via: str, owner: Optional[str] = None):
+        """open_path over one list; (path, info) found, ('fatal', msg), or None.
+
+        `owner` names an object's RPATH/RUNPATH list, which open_path drops for later
+        lookups once none of its folders exists (LD_LIBRARY_PATH and the defaults stay)."""
+        key = (owner, via)
+        if owner is not None and key in lenv.dead_lists:
+            return None
+        remember = lenv.remember_dirs
+        any_dir = False
         for folder in folders:
-            for d in lenv.with_hwcaps(folder):
+            for i, d in enumerate(lenv.with_hwcaps(folder)):
+                slot = (folder, i)  # ld.so keeps one status per (folder, capability string)
+                if remember and lenv.dir_exists.get(slot) is False:
+                    continue  # known missing: ld.so does not even try it
                 cand = f"{d}/{soname}" if d != "/" else "/" + soname
                 outcome, info = lenv.check(cand)
                 attempts.append(Attempt(cand, via, outcome))
+                if remember and slot not in lenv.dir_exists:
+                    lenv.dir_exists[slot] = outcome == "found" or lenv.host.isdir(d)
+                any_dir |= lenv.dir_exists.get(slot, True)
                 if outcome == "found":
                     return cand, info
                 if outcome.startswith("fatal: "):
@@ -335,6 +432,8 @@ def find_library(host, soname: str, env: Optional[Mapping[str, str]] = None,
                     skipped.append(f"{cand} ({outcome})")
                 if outcome == "loop" or outcome.startswith("error"):
                     return None  # open_path gives up on this list (errno other than ENOENT/EACCES)
+        if remember and owner is not None and not any_dir:
+            lenv.dead_lists.add(key)
         return None
 
     req = requester if requester is not None else main
@@ -346,12 +445,12 @@ def find_library(host, soname: str, env: Optional[Mapping[str, str]] = None,
             if obj is None:
                 continue
             if obj.rpath and not obj.runpath:
-                hit = search(lenv.split_dirs(obj.rpath, _origin(obj)), "rpath")
+                hit = search(lenv.split_dirs(obj.rpath, _origin(obj)), "rpath", obj.path)
                 if hit:
                     return _hit(done, hit, "rpath")
             seen_main |= obj is main
         if not seen_main and main is not None and main.rpath and not main.runpath:
-            hit = search(lenv.split_dirs(main.rpath, origin_main), "rpath")
+            hit = search(lenv.split_dirs(main.rpath, origin_main), "rpath", main.path)
             if hit:
                 return _hit(done, hit, "rpath")
     # 4. LD_LIBRARY_PATH
@@ -360,7 +459,7 @@ def find_library(host, soname: str, env: Optional[Mapping[str, str]] = None,
         return _hit(done, hit, "ld_library_path")
     # 5. the requester's own RUNPATH
     if req is not None and req.runpath:
-        hit = search(lenv.split_dirs(req.runpath, _origin(req)), "runpath")
+        hit = search(lenv.split_dirs(req.runpath, _origin(req)), "runpath", req.path)
         if hit:
             return _hit(done, hit, "runpath")
     nodeflib = bool(req is not None and req.nodeflib)
@@ -423,7 +522,7 @@ def resolve_tree(host, path: str, env: Optional[Mapping[str, str]] = None, *, pr
     """
     env = dict(host.env if env is None else env)
     root = read_elf(host, path, symbols=False)
-    lenv = LoaderEnv(host, env, object_kind(root))
+    lenv = LoaderEnv(host, env, object_kind(root), remember_dirs=True)  # one process
     if not root.is_elf or root.error:
         return ResolveNode(os.path.basename(path), path, None, error=root.error or "not an ELF file")
     loaded: Dict[str, str] = {}

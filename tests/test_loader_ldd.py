@@ -86,3 +86,26 @@ def test_resolve_json_of_a_real_library_has_the_contract_fields():
     libc = next(n for n in data["needed"] if n["name"] == "libc.so.6")
     assert libc["found"] == ldd(libz)["libc.so.6"]
     assert libc["via"] in ("ld.so.cache", "default") and libc["tried"]
+
+
+def test_every_search_of_real_libraries_tries_what_ld_debug_shows(tmp_path):
+    """For real libraries, each library ld.so searched (the whole tree) was tried at the same
+    files in the same order, legacy hwcap subfolders and glibc-hwcaps included, with an
+    LD_LIBRARY_PATH folder (holding a tls/ subfolder) in front of the cache."""
+    from test_loader_rules import ld_debug_searches, our_searches
+
+    (tmp_path / "e/tls").mkdir(parents=True)
+    env = {"LD_LIBRARY_PATH": f"{tmp_path}/e"}
+    files = candidates()
+    files = files[::max(1, len(files) // 150)][:150]
+    host = Host("/", {}, live=True)
+    searches, bad = 0, []
+    for path in files:
+        real = ld_debug_searches(path, env)
+        mine = our_searches(resolve_tree(host, path, env))
+        searches += len(real)
+        if mine != real:
+            bad.append((path, {k: (real.get(k), mine.get(k)) for k in set(real) | set(mine) if real.get(k) != mine.get(k)}))
+    assert not bad, bad[:2]
+    assert len(files) >= 100 and searches >= 300
+    print(f"{len(files)} libraries, {searches} searches compared in full")

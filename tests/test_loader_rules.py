@@ -12,7 +12,7 @@ import pytest
 
 from probes.elf import read_elf_real
 from probes.host import Host
-from probes.loader import find_library, resolve_tree
+from probes.loader import LoaderEnv, find_library, resolve_tree
 
 GCC = shutil.which("gcc")
 LDD = shutil.which("ldd")
@@ -258,45 +258,124 @@ def test_ld_preload_and_etc_ld_so_preload(tmp_path):
     assert pre[0].name == "/opt/missing/libshim.so" and pre[0].error
 
 
-LEGACY = ("tls", "x86_64", "haswell", "avx512_1", "i686", "sse2")
-
-
-def ld_debug_tried(path: Path, env, name: str):
-    """The files the real loader tried for `name` (LD_DEBUG=libs), legacy hwcap folders left out."""
+def ld_debug_searches(path: Path, env):
+    """{name: [files tried]} for every library the real loader searched (LD_DEBUG=libs of
+    `ld.so --list`), in full: glibc-hwcaps and legacy hwcap subfolders included."""
     rtld = next((p for p in ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-x86-64.so.2") if os.path.exists(p)), None)
     if rtld is None:
         pytest.skip("no x86-64 ld.so here")
     proc = subprocess.run([rtld, "--list", str(path)], capture_output=True, text=True,
                           env=dict(env, LD_DEBUG="libs"))
-    tried, on = [], False
+    searches, cur = {}, None
     for line in proc.stderr.splitlines():
         text = line.split(":", 1)[-1].strip()
         if text.startswith("find library="):
-            on = text.startswith(f"find library={name} ")
-        elif on and text.startswith("trying file="):
-            f = text[len("trying file="):]
-            if os.path.basename(os.path.dirname(f)) not in LEGACY:
-                tried.append(f)
-    return tried
+            cur = searches.setdefault(text[len("find library="):].split(" ")[0], [])
+        elif text.startswith("trying file=") and cur is not None:
+            cur.append(text[len("trying file="):])
+        elif not text.startswith(("search ", "trying ")):
+            cur = None
+    return searches
+
+
+def ld_debug_tried(path: Path, env, name: str):
+    """The files the real loader tried for `name`, every one of them."""
+    return ld_debug_searches(path, env).get(name, [])
+
+
+def our_searches(tree):
+    """{name: tried} of every lookup our model made (the first lookup of each name)."""
+    out = {}
+    for n in tree.walk():
+        if n is not tree and not n.already_loaded and n.via != "already-loaded":
+            out.setdefault(n.name, list(n.tried))
+    return out
 
 
 def test_paths_tried_equal_the_real_loaders_search(tmp_path):
-    """Our `tried` list, in order, is what LD_DEBUG=libs shows (glibc-hwcaps folders included)."""
+    """Our `tried` list, in order, is what LD_DEBUG=libs shows, legacy subfolders included,
+    for every library the loader searched (later lookups skip subfolders known missing)."""
     d = tmp_path / "d"
     lib_a(d)
     m = needs_a(tmp_path / "libm.so", "-Wl,--enable-new-dtags", f"-Wl,-rpath,{tmp_path}/r1:{tmp_path}/r2", libdir=d)
     (d / "liba.so").unlink()
+    (tmp_path / "e1/tls").mkdir(parents=True)  # an existing legacy subfolder stays on the list
     env = {"LD_LIBRARY_PATH": f"{tmp_path}/e1"}
     real = ld_debug_tried(m, env, "liba.so")
     assert real, "LD_DEBUG printed no search"
     t = resolve_tree(HOST, str(m), env)
     assert list(node(t, "liba.so").tried) == real
+    assert f"{tmp_path}/e1/tls/liba.so" in real or not LoaderEnv(HOST, {}).legacy
+    # Every other library of the tree (libc.so.6 after liba.so) matches too.
+    assert our_searches(t) == ld_debug_searches(m, env)
     # And a hit through RPATH of a parent after a miss in the child's own folders.
     lib_a(d)
     m2 = needs_a(tmp_path / "libm2.so", "-Wl,--disable-new-dtags", f"-Wl,-rpath,{tmp_path}/r3:{d}", libdir=d)
     real = ld_debug_tried(m2, env, "liba.so")
     t = resolve_tree(HOST, str(m2), env)
     assert list(node(t, "liba.so").tried) == real and real[-1] == f"{d}/liba.so"
+    assert our_searches(t) == ld_debug_searches(m2, env)
+
+
+def test_a_library_only_in_a_legacy_subfolder_is_found_before_glibc_2_37(tmp_path):
+    lenv = LoaderEnv(HOST, {})
+    if not lenv.legacy:
+        pytest.skip(f"this machine's glibc {lenv.glibc} searches no legacy subfolders")
+    lib_a(tmp_path / "good")
+    m = needs_a(tmp_path / "libm.so", libdir=tmp_path / "good")
+    for sub in ("x86_64", "tls", lenv.legacy[0]):
+        x = tmp_path / ("x-" + sub.replace("/", "-"))
+        lib_a(x / sub)
+        env = {"LD_LIBRARY_PATH": str(x)}
+        real, err = ldd(m, env)
+        assert real["liba.so"] == f"{x}/{sub}/liba.so" and not err  # the real loader finds it
+        t = agree(m, env)
+        a = node(t, "liba.so")
+        assert (a.path, a.via) == (f"{x}/{sub}/liba.so", "ld_library_path")
+        assert list(a.tried) == ld_debug_tried(m, env, "liba.so")
+
+
+def fake_libc(root: Path, version: int) -> Path:
+    """A root whose libc.so.6 defines GLIBC_2.2.5 .. GLIBC_2.<version> (a gcc-built fake)."""
+    d = root / "lib/x86_64-linux-gnu"
+    d.mkdir(parents=True, exist_ok=True)
+    nodes, prev = [], None
+    for v in ["2.2.5"] + [f"2.{n}" for n in range(30, version + 1)]:
+        nodes.append("GLIBC_%s { %s} %s;" % (v, "global: fake_puts; " if prev is None else "", prev or ""))
+        prev = f"GLIBC_{v}"
+    (d / "libc.map").write_text("\n".join(n.replace(" ;", ";") for n in nodes) + "\n")
+    lib = cc(d / "libc.so.6", "int fake_puts(void){return 0;}\n", "-nostdlib",
+             f"-Wl,--version-script,{d}/libc.map", soname="libc.so.6")
+    (d / "libc.map").unlink()
+    (d / "libc_so_6.c").unlink()
+    (root / "proc").mkdir(exist_ok=True)
+    shutil.copy("/proc/cpuinfo", root / "proc/cpuinfo")
+    return lib
+
+
+@pytest.mark.parametrize("version,glibc_hwcaps,legacy", [(38, True, False), (36, True, True), (32, False, True)])
+def test_the_roots_glibc_version_decides_the_subfolders(tmp_path, version, glibc_hwcaps, legacy):
+    fake_libc(tmp_path, version)
+    out = subprocess.run(["readelf", "-V", "-W", str(tmp_path / "lib/x86_64-linux-gnu/libc.so.6")],
+                         capture_output=True, text=True).stdout
+    assert f"GLIBC_2.{version}" in out  # the real tool sees the version we planted
+    host = Host(str(tmp_path), {})
+    lenv = LoaderEnv(host, {})
+    assert lenv.glibc == (2, version)
+    assert bool(lenv.legacy) == legacy
+    assert bool(lenv.hwcaps) == (glibc_hwcaps and bool(LoaderEnv(HOST, {}).hwcaps))
+    # A lookup in the root tries exactly the era's subfolders.
+    (tmp_path / "opt/app").mkdir(parents=True)
+    r = find_library(host, "libnothere.so.1", {"LD_LIBRARY_PATH": "/opt/app"})
+    app = [p for p in r.tried if p.startswith("/opt/app/")]
+    assert ("/opt/app/tls/libnothere.so.1" in app) == legacy
+    assert any("/glibc-hwcaps/" in p for p in app) == bool(lenv.hwcaps)
+    assert app[-1] == "/opt/app/libnothere.so.1"
+
+
+def test_a_root_without_libc_counts_as_a_current_glibc(tmp_path):
+    lenv = LoaderEnv(Host(str(tmp_path), {}), {})
+    assert lenv.glibc is None and lenv.legacy == ()
 
 
 def test_lib_and_platform_tokens_and_glibc_hwcaps_folders(tmp_path):
