@@ -70,11 +70,13 @@ X86_64_HWCAPS = (
     ("x86-64-v2", ("cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3")),
 )
 
-# Which per-folder subfolders each glibc era searches: (first version, glibc-hwcaps, legacy).
+# Which per-folder subfolders each glibc era searches: (first version, glibc-hwcaps/,
+# legacy power set, x86 hwcap names and Intel platforms in that set).
 GLIBC_ERAS = (
-    ((0, 0), False, True),    # tls/platform/hwcap power set only
-    ((2, 33), True, True),    # glibc-hwcaps/ added before the legacy set
-    ((2, 37), True, False),   # legacy set removed
+    ((0, 0), False, True, False),   # tls/ and the kernel's platform (x86_64/) only
+    ((2, 26), False, True, True),   # + hwcap x86_64/avx512_1, platform haswell/xeon_phi
+    ((2, 33), True, True, True),    # glibc-hwcaps/ searched before the legacy set
+    ((2, 37), True, False, False),  # legacy set removed
 )
 # x86-64 legacy hwcap names in bit order (HWCAP_IMPORTANT): (name, CPU vendor or None,
 # /proc/cpuinfo flags needed, flags that must be absent) — sysdeps/x86/cpu-features.c.
@@ -189,7 +191,7 @@ class LoaderEnv:
         x86_64 = self.kind == (62, 64)
         self.hwcaps = tuple(name for name, need in X86_64_HWCAPS
                             if flags and all(f in flags for f in need)) if x86_64 and era[1] else ()
-        self.legacy = legacy_subdirs(vendor, flags) if x86_64 and era[2] else ()
+        self.legacy = legacy_subdirs(vendor, flags, era[3]) if x86_64 and era[2] else ()
         self._cache: Optional[LdCache] = None
         # One process's memory of open_path: subfolder -> exists, and the lists dropped.
         self.remember_dirs = remember_dirs
@@ -297,24 +299,26 @@ class LoaderEnv:
         return "found", info
 
 
-def era_for(version: Optional[Tuple[int, int]]) -> Tuple[Tuple[int, int], bool, bool]:
+def era_for(version: Optional[Tuple[int, int]]) -> Tuple[Tuple[int, int], bool, bool, bool]:
     """The GLIBC_ERAS row of a glibc version; unknown counts as the newest."""
     if version is None:
         return GLIBC_ERAS[-1]
     return [row for row in GLIBC_ERAS if version >= row[0]][-1]
 
 
-def legacy_subdirs(vendor: str, flags) -> Tuple[str, ...]:
+def legacy_subdirs(vendor: str, flags, x86_names: bool = True) -> Tuple[str, ...]:
     """The x86-64 legacy subfolders, best first, without the folder itself (dl-hwcaps.c).
 
     The parts are the hwcap names (bit order), the platform, then `tls`; entry m of the
     power set (m from all bits down to 1) joins the parts whose bit is set, last part first.
+    Before glibc 2.26 (`x86_names` false) there are no hwcap names and the platform is the
+    kernel's.
     """
     def match(v, need, absent=()):
         return (v is None or v == vendor) and all(f in flags for f in need) and not any(f in flags for f in absent)
 
-    parts = [name for name, v, need, absent in X86_64_LEGACY_HWCAPS if match(v, need, absent)]
-    parts.append(next((name for name, v, need in X86_64_LEGACY_PLATFORMS if match(v, need)), "x86_64"))
+    parts = [name for name, v, need, absent in X86_64_LEGACY_HWCAPS if x86_names and match(v, need, absent)]
+    parts.append(next((name for name, v, need in X86_64_LEGACY_PLATFORMS if x86_names and match(v, need)), "x86_64"))
     parts.append("tls")
     n = len(parts)
     return tuple("/".join(parts[i] for i in reversed(range(n)) if m >> i & 1)

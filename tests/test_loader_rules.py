@@ -340,7 +340,7 @@ def fake_libc(root: Path, version: int) -> Path:
     d = root / "lib/x86_64-linux-gnu"
     d.mkdir(parents=True, exist_ok=True)
     nodes, prev = [], None
-    for v in ["2.2.5"] + [f"2.{n}" for n in range(30, version + 1)]:
+    for v in ["2.2.5"] + [f"2.{n}" for n in range(min(30, version), version + 1)]:
         nodes.append("GLIBC_%s { %s} %s;" % (v, "global: fake_puts; " if prev is None else "", prev or ""))
         prev = f"GLIBC_{v}"
     (d / "libc.map").write_text("\n".join(n.replace(" ;", ";") for n in nodes) + "\n")
@@ -353,7 +353,8 @@ def fake_libc(root: Path, version: int) -> Path:
     return lib
 
 
-@pytest.mark.parametrize("version,glibc_hwcaps,legacy", [(38, True, False), (36, True, True), (32, False, True)])
+@pytest.mark.parametrize("version,glibc_hwcaps,legacy", [(38, True, False), (36, True, True), (32, False, True),
+                                                          (17, False, True)])
 def test_the_roots_glibc_version_decides_the_subfolders(tmp_path, version, glibc_hwcaps, legacy):
     fake_libc(tmp_path, version)
     out = subprocess.run(["readelf", "-V", "-W", str(tmp_path / "lib/x86_64-linux-gnu/libc.so.6")],
@@ -371,6 +372,22 @@ def test_the_roots_glibc_version_decides_the_subfolders(tmp_path, version, glibc
     assert ("/opt/app/tls/libnothere.so.1" in app) == legacy
     assert any("/glibc-hwcaps/" in p for p in app) == bool(lenv.hwcaps)
     assert app[-1] == "/opt/app/libnothere.so.1"
+
+
+def test_legacy_subfolders_of_other_cpus_and_eras():
+    """CPUs this machine is not (fakes of /proc/cpuinfo): the lists glibc prints there."""
+    from probes.loader import legacy_subdirs
+    haswell = {"avx2", "bmi1", "bmi2", "abm", "movbe", "popcnt"}
+    # Ubuntu 18.04 (glibc 2.27) on an Intel Haswell; RHEL 7 (glibc 2.17) on any x86-64.
+    assert legacy_subdirs("GenuineIntel", haswell) == (
+        "tls/haswell/x86_64", "tls/haswell", "tls/x86_64", "tls", "haswell/x86_64", "haswell", "x86_64")
+    assert legacy_subdirs("GenuineIntel", haswell, x86_names=False) == ("tls/x86_64", "tls", "x86_64")
+    # An AMD CPU with the same flags keeps the kernel's platform (this machine's list).
+    assert legacy_subdirs("AuthenticAMD", haswell) == (
+        "tls/x86_64/x86_64", "tls/x86_64", "tls/x86_64", "tls", "x86_64/x86_64", "x86_64", "x86_64")
+    # An Intel AVX-512 server adds the avx512_1 hwcap name: 16 combinations, 15 subfolders.
+    sub = legacy_subdirs("GenuineIntel", haswell | {"avx512cd", "avx512bw", "avx512dq", "avx512vl"})
+    assert len(sub) == 15 and sub[0] == "tls/haswell/avx512_1/x86_64" and sub[-1] == "x86_64"
 
 
 def test_a_root_without_libc_counts_as_a_current_glibc(tmp_path):
