@@ -274,7 +274,8 @@ def start_child(host: Host, binary: str, env: Dict[str, str], argv_prefix: Seque
     fd = os.open(log_real, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     offset = os.fstat(fd).st_size
     try:
-        proc = subprocess.Popen(list(argv_prefix) + [binary, "serve"], stdin=subprocess.DEVNULL, stdout=fd,
+        # host.path: the same file on a live "/" host; the file inside the root otherwise
+        proc = subprocess.Popen(list(argv_prefix) + [host.path(binary), "serve"], stdin=subprocess.DEVNULL, stdout=fd,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True, close_fds=True)
     except OSError as exc:
         raise ToolError(f"cannot start {binary} serve: {exc.strerror}", exit_code=1)
@@ -452,6 +453,23 @@ def _package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _child_base_env(host: Host) -> Dict[str, str]:
+    """The environment a child-process Ollama starts with: the tool's own, with the
+    `ollama.service` unit's configured environment applied when a unit exists but systemd does
+    not run this machine (a container): the fix engine writes variables into the unit's
+    drop-in whenever there is a unit, and the scanner models that environment, so the child
+    must get it too."""
+    from probes import systemd
+
+    env = dict(host.env)
+    unit = systemd.load_service(host, SERVICE)
+    if unit is not None:
+        for name in unit.unset:
+            env.pop(name, None)
+        env.update(unit.configured_env())
+    return env
+
+
 def _relaunch_child(host: Host, install: Any, watch_seconds: float, grace: float,
                     tracer: Any) -> Iterator[RelaunchEvent]:
     binary = _binary(host, install)
@@ -470,7 +488,7 @@ def _relaunch_child(host: Host, install: Any, watch_seconds: float, grace: float
         yield RelaunchEvent("status", f"stopping Ollama (pid {own})")
         how = stop_child(host, grace)
         yield RelaunchEvent("status", f"the old Ollama was {how}")
-    env = fixes.launch_environment(host, host.env)
+    env = fixes.launch_environment(host, _child_base_env(host))
     prefix: Sequence[str] = ()
     if tracer is not None:
         env = tracer.environment(env)
