@@ -635,7 +635,8 @@ class VgpuApp(App):
 
 def run_app(args) -> int:
     """Start the TUI (`vgpu-tui` without a subcommand); the exit status."""
-    if not (sys.stdin.isatty() and sys.stdout.isatty()) and not getattr(VgpuApp, "HEADLESS", False):
+    screen = sys.__stderr__  # Textual's Linux driver paints on stderr
+    if not (sys.stdin.isatty() and screen is not None and screen.isatty()) and not getattr(VgpuApp, "HEADLESS", False):
         # Without a terminal the app would paint escape codes into a pipe forever.
         example = "vgpu-tui report --demo" if getattr(args, "demo", False) else "vgpu-tui report"
         raise ToolError(f"the TUI needs a terminal; for scripts use a subcommand, e.g. `{example}` (see --help)")
