@@ -57,6 +57,8 @@ _CONTINUATION = re.compile(r"^[ \t]+(?:\"[^\"]*\"|[\w.\-]+)=")
 # pasting it; in both, a msg whose closing quote was lost runs to the end of the line.
 _SLOG = re.compile(r'^time=\S+ level=(?P<level>[\w+-]+)(?: source=\S*)? msg=(?P<msg>"(?:[^"\\]|\\.)*(?:"|$)|\S*) ?(?P<rest>.*)$')
 _SLOG_LENIENT = re.compile(r'^(?:time=\S+ )?(?:level=)?(?P<level>[\w+-]+)(?: source=\S*)? msg=(?P<msg>"(?:[^"\\]|\\.)*(?:"|$)|\S*) ?(?P<rest>.*)$')
+# an slog line pasted with its start cut inside source=: "=gpu.go:94 msg=...", "source=gpu.go:94 msg=..."
+_CUT_SLOG = re.compile(r'^(?:source)?=?[\w.\-]+\.go:\d+ msg=(?P<msg>"(?:[^"\\]|\\.)*(?:"|$)|\S*) ?(?P<rest>.*)$')
 # an slog line pasted from its level on: "WARN source=gpu.go:222 msg=..."
 _BARE_LEVEL = re.compile(r"^(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE) source=")
 # an old Go-logger line whose date was cut: "gpu.go:294: INFO Unable to load ..."
@@ -207,10 +209,14 @@ def classify(line: str) -> Optional[str]:
 
 def _parse_piece(text: str, memo: Dict[str, Any]) -> Optional[Tuple[str, Optional[str], Dict[str, Any]]]:
     """(kind, level, fields) of one logical line, or None when it means nothing to discovery."""
+    m = None
     if text.startswith(("time=", "level=")) or (text[:1].isupper() and _BARE_LEVEL.match(text)):
         m = _SLOG.match(text) or _SLOG_LENIENT.match(text)
         if m is None:
             return None
+    elif ".go:" in text[:60] and " msg=" in text[:80]:
+        m = _CUT_SLOG.match(text)  # an slog line pasted with its time/level (and part of source) cut
+    if m is not None:
         msg = m.group("msg")
         hit = memo.get(msg, _MISS)
         if hit is _MISS:
@@ -224,7 +230,7 @@ def _parse_piece(text: str, memo: Dict[str, Any]) -> Optional[Tuple[str, Optiona
             if "llm server error" not in rest:
                 return None
             hit = ("runner-crash", {})
-        level = m.group("level")
+        level = m.groupdict().get("level")
         fields = dict(hit[1])
         fields.update(parse_attrs(m.group("rest")))
         return hit[0], _LEVELS.get(level, level), fields
@@ -258,12 +264,17 @@ def _parse_piece(text: str, memo: Dict[str, Any]) -> Optional[Tuple[str, Optiona
     fields = dict(hit[1])
     if body is not text and "=" in body:  # an old Go-logger line carries key=value pairs too
         fields.update(parse_attrs(body))
+    elif "=" in body:
+        cut = _CUT_MSG.match(body)  # a slog line quoted from inside msg="...": `message" key=value ...`
+        if cut is not None:
+            fields.update(parse_attrs(cut.group(1)))
     if level is None and hit[0] in sig.ERROR_KINDS:
         level = "ERROR" if hit[0] in ("panic", "ggml-assert", "cuda-error", "backend-load-failed",
                                       "cuda-init-failed") else None
     return hit[0], _LEVELS.get(level, level) if level else None, fields
 
 
+_CUT_MSG = re.compile(r'[^"=]+" ([A-Za-z_][\w.]*=.*)$')
 _MISS = object()
 _CLASSIFY_MEMO: Dict[str, Any] = {}  # classify()'s own memo (bounded like a parser's)
 
@@ -704,7 +715,8 @@ class _Ctx:
                                      [e.line for e in s.all("cuda-init", "gpus-detected", "offloaded")] + [0])
         # what ended GPU use after the last sign of it: a crash, or the runner's own CUDA init failing
         self.crash = [e for e in s.all("runner-crash", "cuda-error", "ggml-assert", "panic",
-                                       "backend-device-init-failed", "out-of-memory", "cuda-init-failed")
+                                       "backend-device-init-failed", "out-of-memory", "cuda-init-failed",
+                                       "runner-exec-failed")
                       if e.line >= self.gpu_evidence_line and not _runner_came_up_after(s, e)]
         if self.library == "cpu" and self.gpu_count is None and not self.found:
             self.gpu_count = 0
@@ -726,6 +738,8 @@ class _Ctx:
         if self.found is not False and self.runners_without_gpu():
             return False
         if self.offload_layers == 0 or self.runner_without_cuda:
+            return False
+        if any(t in e.text for e in s.all("vram-insufficient") for t in sig.CPU_FALLBACK_TEXTS):
             return False
         if self.crash:
             return False
@@ -752,7 +766,8 @@ _FAILURE_KINDS = ("preload-error", "device-node-error", "container-error", "inst
                   "cuda-unknown-error", "gpu-memory-error", "discovery-failure", "device-filtered",
                   "cuda-init-failed", "backend-load-failed", "discovery-watchdog", "driver-too-old",
                   "llama-server-missing", "compute-unsupported", "gpu-too-old", "runner-crash",
-                  "zero-memory-device", "cpu-no-avx", "nvidia-smi-failed", "backend-device-init-failed")
+                  "zero-memory-device", "cpu-no-avx", "nvidia-smi-failed", "backend-device-init-failed",
+                  "runner-exec-failed")
 
 
 _ASSETS_VERSION = re.compile(r"/\.ollama/assets/(\d+\.\d+\.\d+[\w.\-]*)/")
@@ -941,7 +956,7 @@ def _r_symbols(c: _Ctx) -> Optional[_Hit]:
 
 def _r_driver_lib_missing(c: _Ctx) -> Optional[_Hit]:
     s = c.s
-    evs = [e for e in s.all("backend-load-failed", "driver-lib-error", "dlsym-error")
+    evs = [e for e in s.all("backend-load-failed", "driver-lib-error", "dlsym-error", "runner-exec-failed")
            if re.search(r"libcuda\.so|libnvidia-ml\.so", e.text) and re.search(
                r"cannot open shared object|No such file|not found", e.text)]
     if not evs and not c.found:
@@ -1064,7 +1079,7 @@ def _r_crash(c: _Ctx) -> Optional[_Hit]:
     evs = [e for e in s.all("discovery-failure") if not re.search(r"timeout|deadline|timed out", e.text)]
     evs += [e for e in s.all("runner-exited") if e.get("code") not in (None, "0")] if not c.found else []
     if c.found or c.library not in (None, "cpu"):
-        evs += [e for e in c.crash if e.kind not in ("out-of-memory", "cuda-init-failed")
+        evs += [e for e in c.crash if e.kind not in ("out-of-memory", "cuda-init-failed", "runner-exec-failed")
                 and "out of memory" not in e.text and "no kernel image" not in e.text
                 and not _INIT_ERROR.search(e.text)]
     if not evs:
@@ -1115,7 +1130,8 @@ def _r_backend_missing(c: _Ctx) -> Optional[_Hit]:
                 c.runner_without_cuda[:2] + [d for d in s.all("inference-compute")][:1],
                 _manual("check the backend's dependencies in the runner's environment", "vgpu-tui probe"))
     evs = s.all("cpu-only-runner", "llama-server-missing")
-    evs += [e for e in s.all("backend-load-failed") if "libcuda" not in e.text]
+    evs += [e for e in s.all("backend-load-failed", "runner-exec-failed")
+            if not re.search(r"libcuda|libnvidia-ml", e.text)]
     if evs and not c.gpu_used:
         return ("log-backend-lib-missing", "backend-lib-missing", "the GPU backend could not be loaded",
                 "A backend library, or one of its dependencies, is missing or not loadable.",

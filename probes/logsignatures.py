@@ -101,6 +101,7 @@ KINDS: Dict[str, Tuple[str, str]] = {
     "vram-insufficient": ("error", "not enough VRAM for the model"),
     "out-of-memory": ("error", "an allocation failed: out of memory"),
     "runner-crash": ("error", "the runner process crashed or terminated"),
+    "runner-exec-failed": ("error", "the runner could not start: a shared library it needs did not load"),
     "cuda-error": ("error", "a CUDA error inside the runner"),
     "ggml-assert": ("error", "a GGML_ASSERT failed"),
     "panic": ("error", "a Go panic or fatal signal"),
@@ -131,6 +132,8 @@ SIGNATURES: Tuple[Tuple[str, str], ...] = (
     ("runner-crash", r"llama runner process (?:has terminated|no longer running)(?:: (?P<error>.*))?"
                      r"|runner process has terminated|llama runner terminated|status=\"?llm server error"
                      r"|error loading llama server|unable to load model|runner crashed"),
+    # the dynamic loader refusing to start a runner binary (a missing or corrupt library)
+    ("runner-exec-failed", r"error while loading shared libraries: (?P<path>[^\s:]+): (?P<error>.*)"),
     ("panic", r"^panic: (?P<error>.*)|^fatal error: (?P<fatal>.*)|SIG(?:SEGV|ABRT|BUS|ILL): |signal arrived during cgo execution"),
     # -- startup --------------------------------------------------------------------------
     ("version", r"Listening on (?P<addr>\S+) \(version (?P<version>[^)\s]+)\)"
@@ -155,6 +158,8 @@ SIGNATURES: Tuple[Tuple[str, str], ...] = (
                          r"|Unable to load NVML management library|nvidia-ml loaded|cuda driver library init failure"
                          r"|unable to get device count)"
                          r"(?: (?P<library>/\S+?):? (?P<error>.*))?"),
+    # 0.1.x (before 0.1.2x): gpu.go's one-line verdict, "CUDA not detected: <why>"
+    ("driver-lib-error", r"^CUDA not detected: (?P<error>.*)"),
     ("dlsym-error", r"^dlerr: (?P<error>.*)|symbol lookup for (?P<symbol>\w+) failed"),
     ("cuda-error-code", r"^(?P<call>cuInit|cudaSetDevice|cudaGetDeviceCount|cuDeviceGetCount|nvmlInit_v2|nvmlInit|cudaDriverGetVersion|cuDriverGetVersion) err: (?P<code>-?\d+)"),
     ("gpu-too-old", r"CUDA GPU is too old\. (?:Falling back to CPU mode\. )?Compute Capability detected: (?P<compute>\d+\.\d+)"),
@@ -288,6 +293,9 @@ START_ERAS: Dict[str, Tuple[str, ...]] = {
     "discovering available GPUs": ("C", "D"),
 }
 
+# Text of a VRAM message that says the model went to the CPU entirely (0.1.x).
+CPU_FALLBACK_TEXTS: Tuple[str, ...] = ("falling back to CPU",)
+
 # Libraries that mean a GPU (the `library` field, lower-cased).
 GPU_LIBRARIES = frozenset(("cuda", "rocm", "vulkan", "metal", "oneapi", "musa", "sycl", "hip"))
 
@@ -351,7 +359,7 @@ RAW_NEEDLES: Tuple[str, ...] = (
     "not part of ollama", "OLLAMA_LIBRARY_PATH", "load_backend:", "ggml_backend_load_best",
     "initialize CUDA", "CUDA-capable", "found ", "Device ", "system", "ggml backend device", "ggml_nvml_init",
     "NVML memory", "MiB free)", "layers to GPU", "offload", "VRAM available", "GPU offload support",
-    "num_gpu=0", "insufficient VRAM", "not enough vram", "requires more", "runner started", "model loaded",
+    "num_gpu=0", "insufficient VRAM", "not enough vram", "CUDA not detected", "shared libraries", "requires more", "runner started", "model loaded",
 )
 
 
