@@ -1142,6 +1142,15 @@ def _category_of_var(name: str) -> str:
 # 6. Log, probe, and where the facts disagree
 
 
+# Failures only running the shim shows (the files all look right): the load probe's word on these wins.
+RUNTIME_CATEGORIES = ("discovery-timeout", "runner-crash", "cuda-init-failed", "driver-too-old",
+                      "unsupported-compute", "oom-or-vram")
+
+
+def _probe_runtime(f: Facts) -> List[Finding]:
+    return [x for x in _probe_findings(f) if x.severity == "error" and x.category in RUNTIME_CATEGORIES]
+
+
 def _log_says_cpu(f: Facts) -> bool:
     lib = g(f.log, "library")
     used = g(f.log, "gpu_used")
@@ -1154,8 +1163,11 @@ def rule_scanner_vs_log(f: Facts) -> List[Finding]:
         return []
     loads = cuda_loads(f.scan)
     if loads and _log_says_cpu(f):
+        # What the load probe saw the real shim do at run time (cuInit's error, a hang, a
+        # crash) names the cause better than the log, which for all of them says only "cpu".
+        witnessed = _probe_runtime(f)
         runtime = [x for x in _log_findings(f) if x.severity == "error"]
-        category = runtime[0].category if runtime else "cuda-init-failed"
+        category = (witnessed or runtime)[0].category if witnessed or runtime else "cuda-init-failed"
         return [Finding(
             "scanner-loads-log-cpu", category, "error",
             f"The files and environment let the CUDA backend load, yet the last log says library={g(f.log, 'library')}",
@@ -1242,8 +1254,12 @@ def diagnose(facts: Facts, notes: Optional[List[str]] = None) -> List[Finding]:
         found += _run(scanner_reason, facts, notes)
     disagreement = _run(rule_scanner_vs_log, facts, notes) + _run(rule_scanner_vs_probe, facts, notes)
     explained = any(x.severity == "error" for x in found)
-    for witness in disagreement + _log_findings(facts):
+    for witness in disagreement:
         found = fold(found, witness, demote=explained)
+    # A run-time failure the probe saw explains the log's "no GPU" as well as a static error would.
+    log_explained = explained or bool(_probe_runtime(facts) and any(x.severity == "error" for x in found))
+    for witness in _log_findings(facts):
+        found = fold(found, witness, demote=log_explained)
     for witness in _probe_findings(facts):
         # Under --root the probe's loader uses this machine's cache and default folders, so
         # what it could not find there is a hint about the inspected system, not a fact.

@@ -146,6 +146,13 @@ CHECKS = {
     "flat-layout": lambda vm, h, lines, c: h.isfile(vm.lib_dir + "/libggml-cuda.so") and not h.exists(vm.backend_dir),
     "top-level-symlinks": lambda vm, h, lines, c: h.readlink(vm.lib_dir + "/libggml-cuda.so") == "cuda_v12/libggml-cuda.so"
     and h.isfile(vm.backend_dir + "/libggml-cuda.so"),
+    # run-time faults of the shim: the files stay healthy, the behaviour file says what cuInit does
+    "shim-cuinit-fails": lambda vm, h, lines, c: c and "cuinit=100" in h.read_text("/opt/vgpu/etc/stub.conf"),
+    "shim-cuinit-hangs": lambda vm, h, lines, c: c and "cuinit=hang" in h.read_text("/opt/vgpu/etc/stub.conf"),
+    "shim-cuinit-crashes": lambda vm, h, lines, c: c and "cuinit=crash" in h.read_text("/opt/vgpu/etc/stub.conf"),
+    "shim-old-driver-api": lambda vm, h, lines, c: c and "driver_version=11080" in h.read_text("/opt/vgpu/etc/stub.conf"),
+    "shim-unsupported-compute": lambda vm, h, lines, c: c and "compute=8.7" in h.read_text("/opt/vgpu/etc/stub.conf"),
+    "shim-zero-memory": lambda vm, h, lines, c: c and "memory=0" in h.read_text("/opt/vgpu/etc/stub.conf"),
 }
 
 
@@ -153,7 +160,8 @@ def test_every_fault_has_a_check_and_a_contract_category():
     assert set(CHECKS) == set(FAULTS)
     cats = {"no-device", "device-nodes-missing", "driver-lib-not-found", "shim-incomplete", "preload-broken",
             "lib-dir-not-found", "backend-lib-not-scanned", "backend-lib-missing", "wrong-library-override",
-            "visible-devices-env", None}
+            "visible-devices-env", "cuda-init-failed", "discovery-timeout", "runner-crash", "driver-too-old",
+            "unsupported-compute", "oom-or-vram", None}
     for f in FAULTS.values():
         assert f.category in cats and set(f.also) <= cats and f.description
 
@@ -166,7 +174,8 @@ def test_fault_is_planted_and_gives_the_real_outcome(tmp_path, name):
     assert CHECKS[name](vm, h, lines, c)
     assert json.loads(h.read_text("/.vgpu-sandbox/sandbox.json"))["faults"] == [name]
     # the simulated (re)start: a stale server is fixed by the restart itself
-    assert verdict(vm) == ("CUDA" if FAULTS[name].works or FAULTS[name].relaunch_fixes else "cpu")
+    expected = FAULTS[name].log_library or ("CUDA" if FAULTS[name].works or FAULTS[name].relaunch_fixes else "cpu")
+    assert verdict(vm) == expected
 
 
 def test_unknown_fault_and_non_empty_folder_are_refused(tmp_path):

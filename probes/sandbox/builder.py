@@ -121,6 +121,7 @@ class Fault:
     works: bool = False                  # the GPU is still used (a note or warning at most)
     also: Tuple[str, ...] = ()           # other categories that are a correct diagnosis
     relaunch_fixes: bool = False         # the running server is stale: a restart alone fixes it
+    log_library: Optional[str] = None    # the simulated log's library= when not the plain "cpu"/"CUDA"
 
 
 # --- small file primitives -----------------------------------------------------------------
@@ -548,6 +549,17 @@ def _shim_variant(name: str) -> Callable[[SandboxVM], None]:
     return apply
 
 
+STUB_CONF = "/opt/vgpu/etc/stub.conf"  # the shim reads <its folder>/../etc/stub.conf at cuInit
+
+
+def _stub_behaviour(conf: Dict[str, str]) -> Callable[[SandboxVM], None]:
+    """The shim fails at RUN time (csrc/libcuda.c reads this file): the files look healthy."""
+    def apply(vm: SandboxVM) -> None:
+        write_file(vm, STUB_CONF, "# vGPU stub behaviour (simulated runtime fault)\n"
+                   + "".join(f"{k}={v}\n" for k, v in conf.items()))
+    return apply
+
+
 def _dropin(env: Dict[str, str], name: str = "override.conf") -> Callable[[SandboxVM], None]:
     def apply(vm: SandboxVM) -> None:
         path = vm.real(f"{vm.dropin_dir}/{name}")
@@ -653,6 +665,19 @@ FAULTS: Dict[str, Fault] = {f.name: f for f in (
           "backend-lib-not-scanned", _two_deep),
     Fault("flat-layout", "the backend and its runtime libraries directly in lib/ollama, no subfolder (works)",
           None, _flat_layout, works=True),
+    Fault("shim-cuinit-fails", "the shim's cuInit returns CUDA_ERROR_NO_DEVICE (100)", "cuda-init-failed",
+          _stub_behaviour({"cuinit": "100"})),
+    Fault("shim-cuinit-hangs", "the shim's cuInit never returns (the discovery runner times out)",
+          "discovery-timeout", _stub_behaviour({"cuinit": "hang"})),
+    Fault("shim-cuinit-crashes", "the shim's cuInit crashes (SIGSEGV)", "runner-crash",
+          _stub_behaviour({"cuinit": "crash"})),
+    Fault("shim-old-driver-api", "the shim's cuDriverGetVersion reports 11080 (CUDA 11.8) while the backend "
+          "is cuda_v12", "driver-too-old", _stub_behaviour({"driver_version": "11080"})),
+    Fault("shim-unsupported-compute", "the device reports compute capability 8.7, not compiled into cuda_v12",
+          "unsupported-compute", _stub_behaviour({"compute": "8.7"})),
+    Fault("shim-zero-memory", "the device reports 0 bytes of memory (0.24 still lists it, total=\"0 B\": "
+          "no layer fits, models run on the CPU)", "oom-or-vram", _stub_behaviour({"memory": "0"}),
+          log_library="CUDA"),
     Fault("top-level-symlinks", "top-level symlinks in lib/ollama to the files of an intact cuda_v12/ (the "
           "backend loads twice; works)", None, _top_level_symlinks, works=True),
 )}

@@ -44,6 +44,13 @@ class BackendLoad:
     init_error: Optional[str] = None  # ggml_cuda_init: failed to initialize CUDA: ...
     nvml: bool = False        # libnvidia-ml.so.1 loadable (memory from NVML)
     real: str = ""            # the file it resolves to: a second path to it reuses the handle
+    stub: Tuple[Tuple[str, str], ...] = ()  # the shim's behaviour file (stub.conf), as read
+    outcome: str = "ok"       # the runner's fate at cuInit: "ok", "hang" or "crash"
+
+    @property
+    def gpu(self) -> Dict[str, object]:
+        """The device as this backend's runner sees it (STUB_GPU + the behaviour file)."""
+        return device_facts(dict(self.stub))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +78,15 @@ class Discovery:
     visible_overrides: Tuple[Tuple[str, str], ...]
     preload_errors: Tuple[str, ...]
     compute_supported: bool
+
+    @property
+    def gpu_facts(self) -> Dict[str, object]:
+        """The device as the first loaded CUDA backend reports it."""
+        for p in self.probes:
+            for b in p.cuda:
+                if b.loaded:
+                    return b.gpu
+        return dict(STUB_GPU)
 
     @property
     def initial_count(self) -> int:
@@ -291,6 +307,75 @@ def cuda_init_error(host: Host, env: Mapping[str, str], user: str) -> Optional[s
     return None
 
 
+# --- the shim's behaviour file (csrc/libcuda.c reads the same file at cuInit) ----------------------
+
+STUB_CONF_ENV = "VGPU_STUB_CONF"
+STUB_CONF_REL = "../etc/stub.conf"   # next to the folder the loader mapped libcuda.so.1 from
+# cuInit's result -> the string cudart gives for it (ggml_cuda_init: failed to initialize CUDA: ...)
+CUDA_INIT_ERRORS = {100: "no CUDA-capable device is detected", 999: "unknown error",
+                    3: "initialization error", 101: "invalid device ordinal"}
+INSUFFICIENT_DRIVER = "CUDA driver version is insufficient for CUDA runtime version"
+CUDART_MAJOR_API = 12000          # the bundled cudart 12.8 needs a driver API of at least 12.0
+
+
+def stub_conf(host: Host, env: Mapping[str, str], libcuda: Optional[str]) -> Tuple[Tuple[str, str], ...]:
+    """The key=value pairs of the behaviour file the stub would read (empty: healthy)."""
+    real = host.resolve(libcuda).final if libcuda else None  # the stub follows links (realpath)
+    path = env.get(STUB_CONF_ENV) or (
+        os.path.normpath(os.path.dirname(real) + "/" + STUB_CONF_REL) if real else "")
+    out = []
+    for line in (host.read_text(path) or "").splitlines() if path else ():
+        k, eq, v = line.partition("=")
+        if eq and not k.startswith("#"):
+            out.append((k.strip(), v.strip()))
+    return tuple(out)
+
+
+def device_facts(conf: Mapping[str, str]) -> Dict[str, object]:
+    """STUB_GPU as the stub reports it under a behaviour file."""
+    g: Dict[str, object] = dict(STUB_GPU)
+    if conf.get("compute"):
+        major, _, minor = conf["compute"].partition(".")
+        g["compute_major"], g["compute_minor"] = int(major), int(minor or 0)
+    if conf.get("memory") is not None and conf.get("memory") != "":
+        g["total_memory"] = int(conf["memory"])
+        g["free_memory"] = min(int(g["free_memory"]), int(conf["memory"]))
+    if conf.get("driver_version"):
+        g["cuda_driver_api"] = int(conf["driver_version"])
+    return g
+
+
+def runtime_outcome(conf: Mapping[str, str]) -> Tuple[str, Optional[str]]:
+    """(fate of the runner, cudaGetDeviceCount's error) for a stub behaviour file."""
+    init = conf.get("cuinit", "")
+    if init in ("hang", "crash"):
+        return init, None
+    g = device_facts(conf)
+    if int(g["cuda_driver_api"]) < CUDART_MAJOR_API:
+        return "ok", INSUFFICIENT_DRIVER
+    if init and init != "0":
+        try:
+            return "ok", CUDA_INIT_ERRORS.get(int(init), "initialization error")
+        except ValueError:
+            return "ok", None
+    return "ok", None
+
+
+def compute_compiled(g: Mapping[str, object]) -> bool:
+    return int(g["compute_major"]) * 100 + int(g["compute_minor"]) * 10 in CUDA_V12_ARCHS
+
+
+def _cuda_backend(host: Host, env: Mapping[str, str], user: str, loader: "Loader", path: str) -> BackendLoad:
+    """A CUDA backend that loaded: what its runner's cuInit on the stub gives."""
+    conf = stub_conf(host, env, loader.find("libcuda.so.1")[0])
+    init = cuda_init_error(host, env, user)
+    fate, err = runtime_outcome(dict(conf))
+    init = init or err
+    nvml = loader.find("libnvidia-ml.so.1")[0] is not None
+    devices = 0 if (init or fate != "ok") else 1
+    return BackendLoad(path, True, None, devices, init, nvml, host.resolve(path).final, conf, fate)
+
+
 # --- discovery -----------------------------------------------------------------------------------
 
 def preload_errors(host: Host, env: Mapping[str, str]) -> List[str]:
@@ -335,9 +420,7 @@ def run_probe(host: Host, exe: str, dirs: Sequence[str], libdir: str, env: Mappi
             if not ok:
                 cuda.append(BackendLoad(p, False, err))
                 continue
-            init = cuda_init_error(host, env, user)
-            nvml = loader.find("libnvidia-ml.so.1")[0] is not None
-            cuda.append(BackendLoad(p, True, None, 0 if init else 1, init, nvml, host.resolve(p).final))
+            cuda.append(_cuda_backend(host, env, user, loader, p))
     return Probe(tuple(dirs), libdir, tuple(scanned), cpu, tuple(cuda))
 
 
@@ -368,9 +451,9 @@ def discover(host: Host, exe: str, env: Mapping[str, str], user: str = "ollama")
     overrides = tuple((k, env[k]) for k in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
                                              "GGML_VK_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL",
                                              "HSA_OVERRIDE_GFX_VERSION") if env.get(k))
-    cc = STUB_GPU["compute_major"] * 100 + STUB_GPU["compute_minor"] * 10
-    return Discovery(exe, lib, tuple(glob_dirs), tuple(skipped), tuple(probes), overrides,
-                     tuple(preload_errors(host, env)), cc in CUDA_V12_ARCHS)
+    d = Discovery(exe, lib, tuple(glob_dirs), tuple(skipped), tuple(probes), overrides,
+                  tuple(preload_errors(host, env)), True)
+    return dataclasses.replace(d, compute_supported=compute_compiled(d.gpu_facts))
 
 
 # --- the project's scanner model -----------------------------------------------------------------
@@ -397,9 +480,7 @@ def discover_with_scanner(host: Host, exe: str, env: Mapping[str, str], user: st
             if backend == "cpu":
                 cpu = path
             elif backend == "cuda":
-                init = cuda_init_error(host, env, user)
-                nvml = loader.find("libnvidia-ml.so.1")[0] is not None
-                cuda.append(BackendLoad(path, True, None, 0 if init else 1, init, nvml, host.resolve(path).final))
+                cuda.append(_cuda_backend(host, env, user, loader, path))
         for f in p.files:  # CUDA backends ggml opened and dlopen refused (never logged by 0.24)
             if f.backend == "cuda" and f.opened and f.load is not None and not f.load.ok:
                 cuda.append(BackendLoad(f.path, False, f.load.error))
@@ -407,4 +488,5 @@ def discover_with_scanner(host: Host, exe: str, env: Mapping[str, str], user: st
         probes.append(Probe(tuple(p.dirs), libdir, tuple(p.searched), cpu, tuple(cuda)))
     probed = {p.libdir or "" for p in probes}
     skipped = tuple(s for s in own.skipped if s[1] not in probed)
-    return dataclasses.replace(own, lib_ollama=rep.lib_dir, probes=tuple(probes), skipped=skipped)
+    d = dataclasses.replace(own, lib_ollama=rep.lib_dir, probes=tuple(probes), skipped=skipped)
+    return dataclasses.replace(d, compute_supported=compute_compiled(d.gpu_facts))

@@ -246,8 +246,9 @@ def _runner(log: Log, d: disc.Discovery, env: Mapping[str, str], probe: disc.Pro
         slog("DEBUG", "ggml.go:326", "key with type not found", ("key", k), ("default", v))
     slog("INFO", "ggml.go:144", "", ("architecture", "llama"), ("file_type", "unknown"), ("name", '""'),
              ("description", '""'), ("num_tensors", "0"), ("num_key_values", "3"))
-    gpu = STUB_GPU
     initialised = set()
+    validating = any(k == "GGML_CUDA_INIT" for k, _ in extra)
+    fate = "ok"
     for path in probe.scanned:
         log.tick(rng.uniform(0.5, 1.5))
         slog("DEBUG", "ggml.go:94", "ggml backend load all from path", ("path", slog_value(path)))
@@ -256,19 +257,25 @@ def _runner(log: Log, d: disc.Discovery, env: Mapping[str, str], probe: disc.Pro
                 continue
             if b.real not in initialised:  # the same file again: dlopen reuses it, no second init
                 initialised.add(b.real)
+                gpu = b.gpu
                 log.tick(rng.uniform(100, 250))
                 raw("ggml_cuda_init: GGML_CUDA_FORCE_MMQ:    no")
                 raw("ggml_cuda_init: GGML_CUDA_FORCE_CUBLAS: no")
-                if b.devices:
-                    raw(f"ggml_cuda_init: found {b.devices} CUDA devices:")
-                    raw(f"  Device 0: {gpu['name']}, compute capability {gpu['compute_major']}.{gpu['compute_minor']}, "
-                        f"VMM: yes, ID: {gpu['uuid']}")
-                else:
-                    raw(f"ggml_cuda_init: failed to initialize CUDA: {b.init_error}")
+                fate = _device_init(raw, b, gpu, validating)
+                if fate != "ok":
+                    break
             raw(f"load_backend: loaded CUDA backend from {b.path}")
+        if fate != "ok":
+            break
         if probe.cpu and os.path.dirname(probe.cpu) == path:
             log.tick(rng.uniform(5, 9))
             raw(f"load_backend: loaded CPU backend from {probe.cpu}")
+    if fate == "hang":  # cuInit never returns: the server gives up after its 30 s deadline
+        log.tick(RUNNER_DEADLINE_S * 1000)
+        return (log.now - started).total_seconds(), fate
+    if fate != "ok":    # the runner died (SIGSEGV in the shim, or ggml's abort)
+        log.tick(rng.uniform(1, 3))
+        return (log.now - started).total_seconds(), fate
     slog("INFO", "ggml.go:104", "system", raw=_cpu_system(d, probe))
     for k, v in GGUF_KEYS_AFTER:
         slog("DEBUG", "ggml.go:326", "key with type not found", ("key", k), ("default", v))
@@ -276,14 +283,57 @@ def _runner(log: Log, d: disc.Discovery, env: Mapping[str, str], probe: disc.Pro
              ("duration", go_duration((log.now - started).total_seconds())))
     gathering = rng.uniform(0.0000007, 0.000001)
     for b in probe.cuda:
-        if b.loaded and b.devices and b.nvml:
+        if b.loaded and b.devices and b.nvml and not dict(b.stub).get("memory"):
+            gpu = b.gpu  # NVML reports the memory, unless the shim's own figures are bent (zero)
             log.tick(rng.uniform(18, 24))
             gathering = rng.uniform(0.018, 0.024)
             raw(f"ggml_backend_cuda_device_get_memory device {gpu['uuid']} utilizing NVML memory reporting "
                     f"free: {gpu['free_memory']} total: {gpu['total_memory']}")
     slog("DEBUG", "runner.go:1379", "gathering device infos took", ("duration", go_duration(gathering)))
     log.tick(0.5)
-    return (log.now - started).total_seconds() + 0.001
+    return (log.now - started).total_seconds() + 0.001, fate
+
+
+RUNNER_DEADLINE_S = 30.0   # discover/runner.go: each first-pass probe, and the shared second pass
+RUNNER_EXIT_CODE = {"crash": 2, "abort": 2}  # Go's runtime exits 2 on a fatal signal in cgo code
+CUDA_ARCH_ASSERT = ("//ml/backend/ggml/ggml/src/ggml-cuda/ggml-cuda.cu:292: GGML_ASSERT("
+                    "ggml_cuda_has_arch(info.devices[id].cc) && \"ggml was not compiled with support for "
+                    "this arch\") failed")
+
+
+def _device_init(raw, b: disc.BackendLoad, gpu: Mapping[str, object], validating: bool) -> str:
+    """ggml_cuda_init's lines for one backend; returns the runner's fate."""
+    if b.outcome == "hang":
+        return "hang"
+    if b.outcome == "crash":
+        raw("SIGSEGV: segmentation violation")
+        raw("PC=0x0 m=0 sigcode=1 addr=0x0")
+        raw("signal arrived during cgo execution")
+        return "crash"
+    if not b.devices:
+        raw(f"ggml_cuda_init: failed to initialize CUDA: {b.init_error}")
+        return "ok"
+    raw(f"ggml_cuda_init: found {b.devices} CUDA devices:")
+    raw(f"  Device 0: {gpu['name']}, compute capability {gpu['compute_major']}.{gpu['compute_minor']}, "
+        f"VMM: yes, ID: {gpu['uuid']}")
+    if validating and not disc.compute_compiled(gpu):  # GGML_CUDA_INIT=1: ggml checks the arch
+        raw(CUDA_ARCH_ASSERT)
+        raw("SIGABRT: abort")
+        return "abort"
+    return "ok"
+
+
+def _probe_end(log: Log, probe: disc.Probe, extra_envs: str, fate: str, took: float) -> None:
+    """What the server logs after one probe: its failure (if any), then the deferred timing."""
+    if fate == "hang":
+        log.slog("INFO", "runner.go:462", "failure during GPU discovery", ("OLLAMA_LIBRARY_PATH", _list(probe.dirs)),
+                 ("extra_envs", extra_envs), ("error", '"failed to finish discovery before timeout"'),
+                 ("detail", '""'))
+    elif fate != "ok":
+        log.slog("TRACE", "runner.go:459", "runner exited", ("OLLAMA_LIBRARY_PATH", _list(probe.dirs)),
+                 ("extra_envs", extra_envs), ("code", str(RUNNER_EXIT_CODE[fate])), ("detail", '""'))
+    log.slog("DEBUG", "runner.go:433", "bootstrap discovery took", ("duration", go_duration(took)),
+             ("OLLAMA_LIBRARY_PATH", _list(probe.dirs)), ("extra_envs", extra_envs))
 
 
 def write_start(log: Log, d: disc.Discovery, env: Mapping[str, str], rng: random.Random, host: Host) -> None:
@@ -323,12 +373,11 @@ def write_start(log: Log, d: disc.Discovery, env: Mapping[str, str], rng: random
         else:
             log.slog("INFO", "runner.go:110", "experimental Vulkan support disabled.  To enable, set OLLAMA_VULKAN=1")
     for probe in d.probes:
-        took = _runner(log, d, env, probe, (), rng)
-        log.slog("DEBUG", "runner.go:433", "bootstrap discovery took", ("duration", go_duration(took)),
-                 ("OLLAMA_LIBRARY_PATH", _list(probe.dirs)), ("extra_envs", "map[]"))
+        took, fate = _runner(log, d, env, probe, (), rng)
+        _probe_end(log, probe, "map[]", fate, took)
     log.slog("DEBUG", "runner.go:123", "evaluating which, if any, devices to filter out",
              ("initial_count", str(d.initial_count)))
-    gpu = STUB_GPU
+    gpu = d.gpu_facts
     found = []
     for probe in d.probes:
         for b in probe.cuda:
@@ -341,10 +390,9 @@ def write_start(log: Log, d: disc.Discovery, env: Mapping[str, str], rng: random
                  ("description", slog_value(gpu["name"])), ("compute", f"{gpu['compute_major']}.{gpu['compute_minor']}"),
                  ("id", gpu["uuid"]), ("pci_id", gpu["pci_slot"]))
         extra = (("CUDA_VISIBLE_DEVICES", gpu["uuid"]), ("GGML_CUDA_INIT", "1"))
-        took = _runner(log, d, env, probe, extra, rng)
-        log.slog("DEBUG", "runner.go:433", "bootstrap discovery took", ("duration", go_duration(took)),
-                 ("OLLAMA_LIBRARY_PATH", _list(probe.dirs)),
-                 ("extra_envs", slog_value("map[" + " ".join(f"{k}:{v}" for k, v in sorted(extra)) + "]")))
+        took, fate = _runner(log, d, env, probe, extra, rng)
+        _probe_end(log, probe, slog_value("map[" + " ".join(f"{k}:{v}" for k, v in sorted(extra)) + "]"),
+                   fate, took)
         if d.compute_supported:
             verified.append(probe)
         else:

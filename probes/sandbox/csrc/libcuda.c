@@ -4,7 +4,20 @@
  * device, every other one returns CUDA_ERROR_NOT_SUPPORTED. Variants leave names out with
  * -DOMIT_<name> (the sandbox's broken shims). CUDA_VISIBLE_DEVICES is honoured as the real
  * driver does: unset, "0" or the device's UUID shows it; anything else hides it.
+ * An optional behaviour file (VGPU_STUB_CONF, else ../etc/stub.conf next to this library's
+ * real folder, links followed, so it works under --root) makes the stub fail at RUN time like a broken shim:
+ * cuinit=<code>|hang|crash, driver_version=<api>, compute=<major>.<minor>, memory=<bytes>.
+ * No file: the healthy stub. Read once, at cuInit (or the first cuDriverGetVersion).
  * Built with -DNO_LIBC for the 32-bit variant (no 32-bit libc on the build machine). */
+#ifndef NO_LIBC
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <unistd.h>
+#endif
 #include "common.h"
 #include "stubgpu.h"
 #include "procs.h"
@@ -20,8 +33,62 @@ enum {
 
 static int initialised;
 
+/* The behaviour of this stub: defaults = the healthy VGPU-STUB of stubgpu.h. */
+enum { INIT_CODE = 0, INIT_HANG = 1, INIT_CRASH = 2 };
+static struct {
+    int loaded, init_mode, init_code, driver_api, cc_major, cc_minor;
+    unsigned long long total_mem, free_mem;
+} conf = {0, INIT_CODE, 0, STUB_CUDA_DRIVER_API, STUB_CC_MAJOR, STUB_CC_MINOR, STUB_TOTAL_MEM, STUB_FREE_MEM};
+
 #ifndef NO_LIBC
-extern char *getenv(const char *);
+static void conf_line(char *line) {
+    char *eq = strchr(line, '='), *val, *end;
+    if (line[0] == '#' || !eq) return;
+    *eq = 0;
+    val = eq + 1;
+    end = val + strlen(val);
+    while (end > val && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ')) *--end = 0;
+    if (!strcmp(line, "cuinit")) {
+        if (!strcmp(val, "hang")) conf.init_mode = INIT_HANG;
+        else if (!strcmp(val, "crash")) conf.init_mode = INIT_CRASH;
+        else conf.init_code = atoi(val);
+    } else if (!strcmp(line, "driver_version")) {
+        conf.driver_api = atoi(val);
+    } else if (!strcmp(line, "compute")) {
+        conf.cc_major = atoi(val);
+        conf.cc_minor = strchr(val, '.') ? atoi(strchr(val, '.') + 1) : 0;
+    } else if (!strcmp(line, "memory")) {
+        conf.total_mem = strtoull(val, 0, 10);
+        if (conf.free_mem > conf.total_mem) conf.free_mem = conf.total_mem;
+    }
+}
+
+static void load_conf(void) {
+    char path[4096], line[256];
+    const char *env = getenv("VGPU_STUB_CONF");
+    Dl_info info;
+    FILE *fh;
+    if (conf.loaded) return;
+    conf.loaded = 1;
+    if (env && *env) {
+        snprintf(path, sizeof path, "%s", env);
+    } else if (dladdr((void *)load_conf, &info) && info.dli_fname) {
+        /* the library's real file (links followed: a link farm or a symlink in lib/ollama) */
+        char *real = realpath(info.dli_fname, 0);
+        const char *file = real ? real : info.dli_fname;
+        const char *slash = strrchr(file, '/');
+        snprintf(path, sizeof path, "%.*s/../etc/stub.conf", slash ? (int)(slash - file) : 1, slash ? file : ".");
+        free(real);
+    } else {
+        return;
+    }
+    fh = fopen(path, "r");
+    if (!fh) return;
+    while (fgets(line, sizeof line, fh)) conf_line(line);
+    fclose(fh);
+}
+#else
+static void load_conf(void) { conf.loaded = 1; }
 #endif
 
 static int streq(const char *a, const char *b) {
@@ -54,6 +121,12 @@ static void copy(char *dst, int len, const char *src) {
 
 EXPORT CUresult cuInit(unsigned flags) {
     (void)flags;
+    load_conf();
+#ifndef NO_LIBC
+    if (conf.init_mode == INIT_HANG) for (;;) pause();
+    if (conf.init_mode == INIT_CRASH) raise(SIGSEGV);
+#endif
+    if (conf.init_code) return conf.init_code;
     if (!visible()) return CUDA_ERROR_NO_DEVICE;
     initialised = 1;
     return CUDA_SUCCESS;
@@ -61,7 +134,8 @@ EXPORT CUresult cuInit(unsigned flags) {
 
 EXPORT CUresult cuDriverGetVersion(int *v) {
     if (!v) return CUDA_ERROR_INVALID_VALUE;
-    *v = STUB_CUDA_DRIVER_API;
+    load_conf();
+    *v = conf.driver_api;
     return CUDA_SUCCESS;
 }
 
@@ -104,7 +178,7 @@ EXPORT CUresult cuDeviceGetUuid_v2(unsigned char *uuid, CUdevice d) { return cuD
 
 EXPORT CUresult cuDeviceTotalMem_v2(unsigned long *bytes, CUdevice d) {
     if (d != 0) return CUDA_ERROR_INVALID_DEVICE;
-    *bytes = (unsigned long)STUB_TOTAL_MEM;
+    *bytes = (unsigned long)conf.total_mem;
     return CUDA_SUCCESS;
 }
 
@@ -117,8 +191,8 @@ EXPORT CUresult cuDeviceTotalMem(unsigned int *bytes, CUdevice d) {
 EXPORT CUresult cuDeviceGetAttribute(int *v, int attr, CUdevice d) {
     if (d != 0) return CUDA_ERROR_INVALID_DEVICE;
     switch (attr) {
-    case 75: *v = STUB_CC_MAJOR; break;   /* COMPUTE_CAPABILITY_MAJOR */
-    case 76: *v = STUB_CC_MINOR; break;   /* COMPUTE_CAPABILITY_MINOR */
+    case 75: *v = conf.cc_major; break;   /* COMPUTE_CAPABILITY_MAJOR */
+    case 76: *v = conf.cc_minor; break;   /* COMPUTE_CAPABILITY_MINOR */
     case 16: *v = 132; break;             /* MULTIPROCESSOR_COUNT */
     case 33: *v = STUB_PCI_BUS; break;    /* PCI_BUS_ID */
     case 34: *v = STUB_PCI_DEVICE; break; /* PCI_DEVICE_ID */
@@ -131,8 +205,8 @@ EXPORT CUresult cuDeviceGetAttribute(int *v, int attr, CUdevice d) {
 
 EXPORT CUresult cuDeviceComputeCapability(int *major, int *minor, CUdevice d) {
     if (d != 0) return CUDA_ERROR_INVALID_DEVICE;
-    *major = STUB_CC_MAJOR;
-    *minor = STUB_CC_MINOR;
+    *major = conf.cc_major;
+    *minor = conf.cc_minor;
     return CUDA_SUCCESS;
 }
 
@@ -161,8 +235,8 @@ EXPORT CUresult cuCtxSetCurrent(void *ctx) { current = ctx; return CUDA_SUCCESS;
 EXPORT CUresult cuCtxGetCurrent(void **ctx) { *ctx = current; return CUDA_SUCCESS; }
 
 EXPORT CUresult cuMemGetInfo_v2(unsigned long *free_b, unsigned long *total_b) {
-    *free_b = (unsigned long)STUB_FREE_MEM;
-    *total_b = (unsigned long)STUB_TOTAL_MEM;
+    *free_b = (unsigned long)conf.free_mem;
+    *total_b = (unsigned long)conf.total_mem;
     return CUDA_SUCCESS;
 }
 
