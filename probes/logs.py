@@ -743,6 +743,9 @@ class _Ctx:
             return False
         if self.crash:
             return False
+        gpus = [d for d in self.devices if d.library in sig.GPU_LIBRARIES]
+        if gpus and all(_zero_size(d.total) for d in gpus):
+            return False  # every GPU reports no memory: no layer can be placed on it
         if self.found or (self.offload_layers or 0) > 0 or (self.runner and self.runner[0] != "cpu"):
             return True
         if self.library in sig.GPU_LIBRARIES:
@@ -1093,6 +1096,10 @@ def _r_crash(c: _Ctx) -> Optional[_Hit]:
 def _r_vram(c: _Ctx) -> Optional[_Hit]:
     s = c.s
     evs = s.all("vram-insufficient", "out-of-memory", "zero-memory-device")
+    # 0.12+ lists a GPU whose driver (or shim) reports no memory as `inference compute …
+    # library=CUDA … total="0 B"`: nothing can be placed on it
+    evs += [e for e in s.all("inference-compute")
+            if (e.get("library") or "").lower() in sig.GPU_LIBRARIES and _zero_size(e.get("total"))]
     # the scheduler planned for a GPU (discovery found one, or the plan names a GPU library) and
     # placed no layer on it
     planned_gpu = c.found or (c.found is None and (c.offload_lib or "") in sig.GPU_LIBRARIES)
@@ -1104,6 +1111,15 @@ def _r_vram(c: _Ctx) -> Optional[_Hit]:
             "The scheduler offloaded no (or too few) layers: free VRAM is below what the model needs, or the "
             "device reports zero memory.", sorted(set(evs), key=lambda e: e.line),
             _manual("use a smaller model or context, or free VRAM"))
+
+
+def _zero_size(text: Optional[str]) -> bool:
+    """"0 B", "0 bytes", "0.0 GiB": a size Ollama printed as zero."""
+    number = (text or "").strip().split(" ")[0]
+    try:
+        return bool(number) and float(number) == 0.0
+    except ValueError:
+        return False
 
 
 def _r_driver_missing(c: _Ctx) -> Optional[_Hit]:

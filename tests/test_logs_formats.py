@@ -345,3 +345,18 @@ def test_rocm_devices_new_engine_load_request_and_old_driver_text():
                          'please upgrade to run ollama"',
                      T + ' level=INFO source=gpu.go:377 msg="no compatible GPUs were discovered"'])
     assert errors(r) == ["driver-too-old"]
+
+
+def test_a_0_24_gpu_listed_with_zero_memory_is_oom_or_vram():
+    """Ollama 0.12+ lists a GPU whose shim reports no memory with total="0 B": nothing fits."""
+    from probes.logs import parse_lines
+
+    line = ('time=2026-11-29T19:00:02.000Z level=INFO source=types.go:42 msg="inference compute" '
+            'id=GPU-56475055-5354-5542-0000-000000000001 filter_id="" library=CUDA compute=9.0 name=CUDA0 '
+            'description="VGPU-STUB" libdirs=ollama,cuda_v12 driver=13.0 pci_id=0000:00:06.0 type=discrete '
+            'total="0 B" available="0 B"')
+    report = parse_lines([line])
+    errors = [f for f in report.findings if f.severity == "error"]
+    assert [f.category for f in errors] == ["oom-or-vram"]
+    healthy = parse_lines([line.replace('total="0 B" available="0 B"', 'total="80.0 GiB" available="79.5 GiB"')])
+    assert not [f for f in healthy.findings if f.severity == "error"]
