@@ -570,7 +570,7 @@ def rule_lib_dir(f: Facts) -> List[Finding]:
     return [Finding(
         "lib-dir-other-tree", "lib-dir-not-found", "error",
         f"Ollama reads {ld}, but the prepared tree with the CUDA backend is {target}",
-        f"LibOllamaPath is <folder of the real binary>/../lib/ollama"
+        "LibOllamaPath is <folder of the real binary>/../lib/ollama"
         + ("" if ld == own else f" ({own}), or the binary's own folder when that does not exist")
         + f"; the service runs {binary}, so {target} is never read.{how}",
         (f"binary: {binary} (real: {g(f.install, 'real_binary')})",

@@ -26,7 +26,6 @@ import dataclasses
 import difflib
 import os
 import re
-import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from probes import journal as J

@@ -28,7 +28,7 @@ import os
 import signal
 import stat as stat_mod
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from probes.errors import ToolError
 from probes.host import Host

@@ -547,7 +547,6 @@ def resolve_tree(host, path: str, env: Optional[Mapping[str, str]] = None, *, pr
         interp_info = read_elf(host, interp, symbols=False)
         register(os.path.basename(interp), interp, interp_info)
     # Nodes are built bottom-up after a breadth-first walk; keep mutable records first.
-    records: Dict[int, dict] = {}
     root_rec = dict(name=os.path.basename(path), res=None, info=root, chain=(), kids=[], preload=False, dup=False)
     queue: List[dict] = []
     pre_recs = []

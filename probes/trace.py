@@ -24,7 +24,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from probes import journal as J
 from probes.host import Host

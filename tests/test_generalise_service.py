@@ -9,24 +9,11 @@ import pytest
 builder = pytest.importorskip("probes.sandbox.builder", reason="the sandbox builder is not there yet")
 
 from probes import fixes  # noqa: E402
-from probes import report as rep  # noqa: E402
 from probes.host import Host  # noqa: E402
-from probes.sandbox import simulator  # noqa: E402
+from tests.test_generalise_layouts import _errors, _report  # noqa: E402 - the same VM runner
 
 LIB = "/usr/local/lib/ollama"
 CUDA = LIB + "/cuda_v12"
-
-
-def _report(vm, change=None):
-    if change is not None:
-        change(vm)
-    builder.set_running_env(vm)
-    simulator.serve(vm.root)
-    return rep.build_report(Host(vm.root), rep.ReportOptions(no_probe=True))
-
-
-def _errors(r):
-    return [x for x in r.findings if x.severity == "error"]
 
 
 def _works(r):

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from probes.logs import parse_file
+from tests.test_logs_corpus import assert_comes_out_as_labelled
+
 
 DATA = Path(__file__).resolve().parent / "data" / "issue-logs-extra"
 
@@ -45,20 +46,4 @@ def test_every_case_has_a_public_source():
 def test_extra_case_comes_out_as_labelled(path, label):
     if path.name in GAPS:
         pytest.xfail(GAPS[path.name])
-    r = parse_file(str(path))
-    for key, got in (("library", r.library), ("gpu_used", r.gpu_used), ("gpu_count", r.gpu_count)):
-        if label.get(key) is not None:
-            assert got == label[key], f"{key}: {got!r} != {label[key]!r}"
-    if r.ollama_version is not None and label.get("ollama_version"):
-        assert r.ollama_version == label["ollama_version"]
-    errors = [f for f in r.findings if f.severity == "error"]
-    accept = label.get("accept_categories")
-    if accept is None:
-        return
-    if accept == []:
-        assert errors == [], [f.category for f in errors]
-    else:
-        assert errors, "expected an error finding in " + str(accept)
-        assert errors[0].category in accept, (errors[0].category, accept)
-        assert len(errors) == 1
-        assert errors[0].evidence and all(e.startswith("line ") for e in errors[0].evidence)
+    assert_comes_out_as_labelled(path, label)

@@ -19,7 +19,6 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from probes.host import Host
 from probes.sandbox import discovery as disc
-from probes.sandbox.stubgpu import STUB_GPU
 
 LEVELS = {"TRACE": -8, "DEBUG": -4, "INFO": 0, "WARN": 4, "ERROR": 8}
 DEFAULT_ORIGINS = ("[http://localhost https://localhost http://localhost:* https://localhost:* http://127.0.0.1 "
