@@ -190,6 +190,13 @@ def _join(*parts: str) -> str:
     return posixpath.normpath(posixpath.join(*parts))
 
 
+def mode_allows(st, uid: int, gids, bits: int) -> bool:
+    """Whether the owner, group or other bits of `st` (whichever apply to the user uid/gids)
+    grant all of `bits` (r=4, w=2, x=1), as the kernel judges them."""
+    shift = 6 if st.st_uid == uid else 3 if st.st_gid in gids else 0
+    return ((st.st_mode >> shift) & bits) == bits
+
+
 def access_denied(host: Host, ids, path: str, need: int = 0o4) -> Optional[str]:
     """Why the service user (`ids` from _user_ids) cannot reach `path`: search (x) permission on
     every folder on the way (each prefix as it resolves), then `need` (r=4, r+x=5) on the path
@@ -202,8 +209,7 @@ def access_denied(host: Host, ids, path: str, need: int = 0o4) -> Optional[str]:
         st = host.stat(p)
         if st is None:
             return None  # missing: another check says so
-        shift = 6 if st.st_uid == uid else 3 if st.st_gid in gids else 0
-        if ((st.st_mode >> shift) & bits) == bits:
+        if mode_allows(st, uid, gids, bits):
             return None
         return f"{p}: mode {st.st_mode & 0o777:04o}, owner uid {st.st_uid}: not {'listable' if bits == 5 else 'readable' if bits == 4 else 'searchable'} by user {user}"
 
@@ -341,14 +347,9 @@ class _Loader:
         st = self.host.stat(path)
         if st is None:
             return None
-        mode = st.st_mode
-        if st.st_uid == uid:
-            ok = mode & 0o400
-        elif st.st_gid in gids:
-            ok = mode & 0o040
-        else:
-            ok = mode & 0o004
-        return None if ok else f"{path}: mode {mode & 0o777:04o}, not readable by user {user}"
+        if mode_allows(st, uid, gids, 0o4):
+            return None
+        return f"{path}: mode {st.st_mode & 0o777:04o}, not readable by user {user}"
 
     def _hint(self, name: str) -> Optional[str]:
         """What the cache holds near `name`: another SONAME, or the same one for another kind."""

@@ -73,13 +73,11 @@ def _user_can_exec(host: Host, path: str, ids) -> Optional[str]:
     uid, gids, user = ids
     if uid == 0:
         return None if mode & 0o111 else f"mode {mode & 0o777:04o}: no execute bit"
-    if st.st_uid == uid:
-        ok = mode & 0o100
-    elif st.st_gid in gids:
-        ok = mode & 0o010
-    else:
-        ok = mode & 0o001
-    return None if ok else f"mode {mode & 0o777:04o}: not executable by user {user}"
+    from probes.scanner import mode_allows  # one judge of mode bits for both modules
+
+    if mode_allows(st, uid, gids, 0o1):
+        return None
+    return f"mode {mode & 0o777:04o}: not executable by user {user}"
 
 
 def llama_server_candidates(host: Host, version: Optional[str], lib_dir: str, exe_dir: str, cwd: str,

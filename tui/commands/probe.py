@@ -143,17 +143,20 @@ def _status(ok: bool) -> str:
     return paint("loaded", "green") if ok else paint("NOT LOADED", "red")
 
 
+def _library_lines(lib) -> List[str]:
+    """The first line of a driver library's stage (which file was mapped), or its dlerror."""
+    line = f"{lib.requested}  {_status(lib.loaded)}"
+    if not lib.loaded:
+        return [line, f"  dlerror: {lib.error}"]
+    return [line + f"  {lib.path}" + (f" -> {lib.real_path}" if lib.real_path and lib.real_path != lib.path else "")]
+
+
 def render(r: loadprobe.ProbeResult, source: str, labels: Optional[Mapping[str, str]] = None) -> List[str]:
     out = [paint("Load probe", "bold") + f"  (children ran as {r.run_as or ('root' if r.euid == 0 else f'uid {r.euid}')};"
            f" environment: {source})", ""]
     lc = r.libcuda
-    line = f"{lc.requested}  {_status(lc.loaded)}"
+    out += _library_lines(lc)
     if lc.loaded:
-        line += f"  {lc.path}" + (f" -> {lc.real_path}" if lc.real_path and lc.real_path != lc.path else "")
-    out.append(line)
-    if not lc.loaded:
-        out.append(f"  dlerror: {lc.error}")
-    else:
         ver = lc.driver_version
         out.append(f"  cuInit = {lc.init_result_name} ({lc.init_result})"
                    + (f"; driver API {ver // 1000}.{ver % 1000 // 10} ({ver})" if ver is not None else "")
@@ -164,13 +167,8 @@ def render(r: loadprobe.ProbeResult, source: str, labels: Optional[Mapping[str, 
         if lc.error and lc.init_result == 0:
             out.append(f"  {paint(lc.error, 'red')}")
     nv = r.nvml
-    line = f"{nv.requested}  {_status(nv.loaded)}"
+    out += _library_lines(nv)
     if nv.loaded:
-        line += f"  {nv.path}" + (f" -> {nv.real_path}" if nv.real_path and nv.real_path != nv.path else "")
-    out.append(line)
-    if not nv.loaded:
-        out.append(f"  dlerror: {nv.error}")
-    else:
         out.append(f"  nvmlInit_v2 = {nv.init_result_name}; driver {nv.driver_version or '-'}; "
                    f"{nv.device_count if nv.device_count is not None else '-'} device(s)")
         for d in nv.devices:
